@@ -1,0 +1,54 @@
+#pragma once
+// Problem: model + data + sampling + metric. Problems do not know ranks; they are given a
+// shard of the data (`Shard`) and evaluate losses on sample indices of the training set.
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+
+#include "ddtrain/flat_parameters.hpp"
+
+namespace ddtrain {
+
+/// Which part of the data this process holds.
+struct Shard {
+  int index = 0;  ///< this process's shard in [0, count)
+  int count = 1;  ///< number of shards (data-parallel ranks)
+};
+
+struct Metric {
+  std::string name;  ///< "rel_l2", "accuracy", "mse"
+  double value = 0;
+  bool higher_is_better = false;
+};
+
+class Problem {
+ public:
+  virtual ~Problem() = default;
+  virtual std::string name() const = 0;
+  virtual FlatParameters& parameters() = 0;
+  virtual torch::nn::Module& model() = 0;
+
+  /// Full-batch problems (PINNs, fits): every iteration uses all local points, and one
+  /// iteration is one epoch. Mini-batch problems (classification) sample `batch_size` indices.
+  virtual bool full_batch() const = 0;
+  /// Number of training samples: local points (full batch) or the whole training set
+  /// (mini-batch: every process holds the full index set; batches are split by the driver).
+  virtual int64_t num_samples() const = 0;
+  /// Total number of training samples over all shards (full batch; = num_samples otherwise).
+  virtual int64_t global_num_samples() const { return num_samples(); }
+  /// Differentiable loss. Full batch: this shard's SHARE of the global loss (terms divided by
+  /// global counts), `indices` undefined. Mini-batch: MEAN loss over the given sample indices.
+  virtual torch::Tensor loss(const torch::Tensor& indices) = 0;
+  /// Test metric (rel. L2 error on the reference grid, test accuracy, ...).
+  virtual Metric evaluate() = 0;
+  /// Called before each epoch; returns true if the training data changed (resampling).
+  virtual bool on_epoch_begin(int64_t epoch) {
+    (void)epoch;
+    return false;
+  }
+};
+
+using ProblemPtr = std::unique_ptr<Problem>;
+
+}  // namespace ddtrain

@@ -1,0 +1,65 @@
+#pragma once
+// Solver: one outer iteration at a time, `x` updated in place, a StepSummary returned.
+// A solver sees objectives, a communicator and (optionally) a partition; never a problem.
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ddtrain/comm/communicator.hpp"
+#include "ddtrain/objective.hpp"
+#include "ddtrain/partition.hpp"
+#include "ddtrain/summary.hpp"
+
+namespace ddtrain {
+
+/// Data subdomain i (a micro-batch of the current mini-batch) owned by this rank.
+struct DataSubdomain {
+  int index = 0;                ///< i in [0, num_data_subdomains)
+  Objective* objective = nullptr;  ///< mean loss on micro-batch i, evaluated locally
+  double weight = 0;            ///< |B_i| / |B|: f = sum_i weight_i f_i
+};
+
+/// Everything a step may use. Built by the driver (or by an embedding user).
+struct StepContext {
+  /// The global objective on the current batch (data-parallel; identical value on all ranks).
+  Objective* objective = nullptr;
+  /// Communicator over which subdomain owners `accumulate` corrections (size 1 if none).
+  CommunicatorPtr accumulate_comm;
+  /// Parameter subdomains (PLBFGS, APTS); this rank owns s where s % owners == owner.
+  const Partition* partition = nullptr;
+  int owner = 0;
+  int owners = 1;
+  /// Data subdomains this rank owns (SAPTS) and their total number.
+  std::vector<DataSubdomain> data_subdomains;
+  int num_data_subdomains = 1;
+  /// Changes whenever the batch (and so the objective) changes; solvers key caches on it.
+  uint64_t batch_id = 0;
+
+  bool owns_subdomain(int s) const { return s % owners == owner; }
+};
+
+class Solver {
+ public:
+  virtual ~Solver() = default;
+  /// Registry name ("sgd", "adam", "lbfgs", "plbfgs", "tr", "sapts", "apts").
+  virtual std::string name() const = 0;
+  /// One outer iteration from x (updated in place; identical on all ranks afterwards).
+  virtual StepSummary step(StepContext& context, torch::Tensor& x) = 0;
+  /// Forgets all state (memory, moments, radius) as if newly constructed.
+  virtual void reset() = 0;
+  /// Optimizer state for checkpoints, as named tensors.
+  virtual void save_state(torch::serialize::OutputArchive& archive) const = 0;
+  virtual void load_state(torch::serialize::InputArchive& archive) = 0;
+  /// Does this solver need a partition / data subdomains in its StepContext?
+  virtual bool needs_partition() const { return false; }
+  virtual bool needs_data_subdomains() const { return false; }
+};
+
+using SolverPtr = std::unique_ptr<Solver>;
+
+/// Convenience for embedding users: runs one step with only a global objective.
+StepSummary step(Solver& solver, Objective& objective, torch::Tensor& x);
+
+}  // namespace ddtrain

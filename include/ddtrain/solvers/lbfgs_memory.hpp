@@ -1,0 +1,35 @@
+#pragma once
+// L-BFGS memory: m curvature pairs (s, y) in a ring of flat tensors, the two-loop recursion on
+// the flat vector, initial scaling gamma = s'y / y'y. A pair is kept only if
+// y's > eps * y'y (skipped pairs are counted).
+#include <torch/torch.h>
+
+namespace ddtrain {
+
+class LbfgsMemory {
+ public:
+  explicit LbfgsMemory(int capacity = 10, double curvature_epsilon = 1e-10);
+  /// Stores (s, y) if it satisfies the curvature condition; returns whether it was stored.
+  bool push(const torch::Tensor& s, const torch::Tensor& y);
+  /// Returns H g, H the L-BFGS inverse-Hessian approximation (g itself if empty).
+  torch::Tensor apply_inverse_hessian(const torch::Tensor& g) const;
+  void reset();
+  int size() const { return count_; }
+  int capacity() const { return capacity_; }
+  int64_t skipped() const { return skipped_; }
+  double gamma() const { return gamma_; }
+
+  void save(torch::serialize::OutputArchive& archive, const std::string& prefix) const;
+  void load(torch::serialize::InputArchive& archive, const std::string& prefix);
+
+ private:
+  int capacity_;
+  double epsilon_;
+  int count_ = 0;
+  int head_ = 0;  // next slot to write
+  int64_t skipped_ = 0;
+  double gamma_ = 1.0;
+  torch::Tensor s_, y_, rho_;  // [m, d], [m, d], [m]
+};
+
+}  // namespace ddtrain

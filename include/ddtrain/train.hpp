@@ -1,0 +1,66 @@
+#pragma once
+// The training driver: loops over epochs and batches, builds the objectives of each batch,
+// calls the solver, evaluates the metric, reports through callbacks, decides when to stop.
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "ddtrain/comm/communicator.hpp"
+#include "ddtrain/partition.hpp"
+#include "ddtrain/problem.hpp"
+#include "ddtrain/solver.hpp"
+#include "ddtrain/summary.hpp"
+
+namespace ddtrain {
+
+struct TrainOptions {
+  int64_t epochs = 100;          ///< epoch budget (full-batch problems: one iteration per epoch)
+  int64_t max_iterations = 0;    ///< solver-step budget; 0 = none
+  double time_limit_s = 0;       ///< training wall-time budget in seconds; 0 = none
+  int64_t batch_size = 100;      ///< mini-batch size (ignored by full-batch problems)
+  int data_subdomains = 0;       ///< micro-batches per mini-batch; 0 = data-parallel ranks
+  uint64_t seed = 0;             ///< mini-batch order (identical on all ranks)
+  int64_t metric_every = 10;     ///< full batch: iterations between metric evaluations (0: end only)
+  std::optional<double> target;  ///< stop when the metric reaches this value
+  bool broadcast_initial_parameters = true;  ///< rank 0's initial parameters everywhere
+  std::string validate() const;  ///< "" if valid, else the reason
+};
+
+/// Progress and control hooks; every member is optional. Called on every rank.
+struct Callbacks {
+  /// After each solver step (and the metric when it was evaluated). Return false to stop.
+  std::function<bool(const IterationSummary&)> on_iteration;
+  /// After each epoch, with the current parameters (e.g. checkpointing). Return false to stop.
+  std::function<bool(int64_t epoch, const torch::Tensor& x)> on_epoch_end;
+  /// Polled once per iteration (e.g. a SIGINT flag); true = stop with kInterrupted.
+  std::function<bool()> interrupted;
+};
+
+/// How the ranks are arranged: groups of `data` ranks evaluate one objective data-parallel;
+/// the groups own parameter subdomains round-robin and `accumulate` over `across`.
+struct Layout {
+  CommunicatorPtr world;
+  CommunicatorPtr data;    ///< this rank's data-parallel group (shard = data->rank())
+  CommunicatorPtr across;  ///< the ranks with the same data rank in every group
+  int group = 0;           ///< this rank's group in [0, groups)
+  int groups = 1;
+};
+/// P = groups x data_parallel ranks; consecutive ranks form a group. `data_parallel` must
+/// divide the world size (0 = all ranks in one group).
+Layout make_layout(CommunicatorPtr world, int data_parallel = 0);
+
+/// Where training resumes from (checkpoint restart); defaults start from scratch.
+struct ResumeState {
+  int64_t epoch = 0;
+  int64_t iteration = 0;
+  double wall_time_s = 0;
+  EvaluationCounters counters;
+  int64_t local_gradient_evaluations = 0;
+};
+
+/// Trains the problem's parameters with the solver; never prints, never exits.
+Summary train(Problem& problem, Solver& solver, const TrainOptions& options,
+              const Layout& layout, const Callbacks& callbacks = {},
+              const Partition* partition = nullptr, const ResumeState& resume = {});
+
+}  // namespace ddtrain

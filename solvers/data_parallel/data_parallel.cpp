@@ -1,0 +1,232 @@
+#include <cmath>
+
+#include "ddtrain/error.hpp"
+#include "ddtrain/solvers/data_parallel.hpp"
+
+namespace ddtrain {
+
+namespace {
+void require_valid(const std::string& message) {
+  DDTRAIN_CHECK(message.empty(), InvalidArgument, message);
+}
+void ensure_like(torch::Tensor& t, const torch::Tensor& x) {
+  if (!t.defined() || t.sizes() != x.sizes() || t.dtype() != x.dtype() || t.device() != x.device())
+    t = torch::zeros_like(x);
+}
+}  // namespace
+
+StepSummary step(Solver& solver, Objective& objective, torch::Tensor& x) {
+  StepContext context;
+  context.objective = &objective;
+  context.accumulate_comm = std::make_shared<SelfComm>();
+  return solver.step(context, x);
+}
+
+// ---- SGD ------------------------------------------------------------------------------------
+
+std::string SgdOptions::validate() const {
+  if (!(learning_rate > 0)) return "--lr must be > 0";
+  if (!(momentum >= 0 && momentum < 1)) return "--momentum must be in [0, 1)";
+  if (nesterov && momentum <= 0) return "--nesterov needs --momentum > 0";
+  if (!(weight_decay >= 0)) return "--weight-decay must be >= 0";
+  return "";
+}
+
+Sgd::Sgd(SgdOptions options) : options_(options) { require_valid(options_.validate()); }
+
+StepSummary Sgd::step(StepContext& context, torch::Tensor& x) {
+  ensure_like(gradient_, x);
+  StepSummary summary;
+  summary.loss = context.objective->evaluate(x, &gradient_);
+  summary.gradient_evaluations = 1;
+  torch::NoGradGuard no_grad;
+  torch::Tensor direction = gradient_;
+  if (options_.weight_decay > 0) direction = direction.add(x, options_.weight_decay);
+  if (options_.momentum > 0) {
+    if (!velocity_.defined()) {
+      velocity_ = direction.clone();
+    } else {
+      velocity_.mul_(options_.momentum).add_(direction);
+    }
+    direction = options_.nesterov ? direction.add(velocity_, options_.momentum) : velocity_;
+  }
+  x.add_(direction, -options_.learning_rate);
+  summary.step_length = options_.learning_rate;
+  return summary;
+}
+
+void Sgd::save_state(torch::serialize::OutputArchive& archive) const {
+  if (velocity_.defined()) archive.write("sgd.velocity", velocity_);
+}
+void Sgd::load_state(torch::serialize::InputArchive& archive) {
+  torch::Tensor v;
+  if (archive.try_read("sgd.velocity", v)) velocity_ = v;
+}
+
+// ---- Adam -----------------------------------------------------------------------------------
+
+std::string AdamOptions::validate() const {
+  if (!(learning_rate > 0)) return "--lr must be > 0";
+  if (!(beta1 >= 0 && beta1 < 1)) return "--beta1 must be in [0, 1)";
+  if (!(beta2 >= 0 && beta2 < 1)) return "--beta2 must be in [0, 1)";
+  if (!(epsilon > 0)) return "--adam-epsilon must be > 0";
+  if (!(weight_decay >= 0)) return "--weight-decay must be >= 0";
+  return "";
+}
+
+Adam::Adam(AdamOptions options) : options_(options) { require_valid(options_.validate()); }
+
+void Adam::reset() {
+  steps_ = 0;
+  first_moment_ = torch::Tensor();
+  second_moment_ = torch::Tensor();
+}
+
+StepSummary Adam::step(StepContext& context, torch::Tensor& x) {
+  ensure_like(gradient_, x);
+  ensure_like(first_moment_, x);
+  ensure_like(second_moment_, x);
+  StepSummary summary;
+  summary.loss = context.objective->evaluate(x, &gradient_);
+  summary.gradient_evaluations = 1;
+  torch::NoGradGuard no_grad;
+  ++steps_;
+  torch::Tensor g = gradient_;
+  if (options_.weight_decay > 0) g = g.add(x, options_.weight_decay);
+  first_moment_.mul_(options_.beta1).add_(g, 1 - options_.beta1);
+  second_moment_.mul_(options_.beta2).addcmul_(g, g, 1 - options_.beta2);
+  const double bias1 = 1 - std::pow(options_.beta1, static_cast<double>(steps_));
+  const double bias2 = 1 - std::pow(options_.beta2, static_cast<double>(steps_));
+  torch::Tensor denominator = (second_moment_.sqrt() / std::sqrt(bias2)).add_(options_.epsilon);
+  x.addcdiv_(first_moment_, denominator, -options_.learning_rate / bias1);
+  summary.step_length = options_.learning_rate;
+  return summary;
+}
+
+void Adam::save_state(torch::serialize::OutputArchive& archive) const {
+  archive.write("adam.steps", torch::tensor({steps_}, torch::kInt64));
+  if (first_moment_.defined()) {
+    archive.write("adam.m", first_moment_);
+    archive.write("adam.v", second_moment_);
+  }
+}
+void Adam::load_state(torch::serialize::InputArchive& archive) {
+  torch::Tensor steps;
+  archive.read("adam.steps", steps);
+  steps_ = steps.item<int64_t>();
+  torch::Tensor m, v;
+  if (archive.try_read("adam.m", m) && archive.try_read("adam.v", v)) {
+    first_moment_ = m;
+    second_moment_ = v;
+  }
+}
+
+// ---- L-BFGS ---------------------------------------------------------------------------------
+
+std::string LbfgsOptions::validate() const {
+  if (history < 1) return "--history must be >= 1, got " + std::to_string(history);
+  if (!(learning_rate > 0)) return "--lr must be > 0";
+  if (!(gradient_tolerance >= 0)) return "--gradient-tolerance must be >= 0";
+  if (!(step_tolerance >= 0)) return "--step-tolerance must be >= 0";
+  if (!(loss_change_tolerance >= 0)) return "--loss-tolerance must be >= 0";
+  return line_search.validate();
+}
+
+Lbfgs::Lbfgs(LbfgsOptions options) : options_(options), memory_(options.history) {
+  require_valid(options_.validate());
+}
+
+void Lbfgs::reset() {
+  memory_.reset();
+  cached_ = false;
+  iterations_ = 0;
+}
+
+StepSummary Lbfgs::step(StepContext& context, torch::Tensor& x) {
+  Objective& objective = *context.objective;
+  StepSummary summary;
+  torch::NoGradGuard no_grad;
+  const bool cache_valid = cached_ && cached_batch_ == context.batch_id &&
+                           cached_x_.sizes() == x.sizes() && torch::equal(cached_x_, x);
+  if (!cache_valid) {
+    gradient_ = torch::empty_like(x);
+    loss_ = objective.evaluate(x, &gradient_);
+    summary.gradient_evaluations += 1;
+  }
+  if (!std::isfinite(loss_)) {
+    summary.loss = loss_;
+    summary.termination = Termination::kNumericalFailure;
+    summary.message = "non-finite loss at the current iterate";
+    return summary;
+  }
+  if (gradient_.abs().max().item<double>() <= options_.gradient_tolerance) {
+    summary.loss = loss_;
+    summary.gradient_norm = gradient_.norm().item<double>();
+    summary.step_length = 0;
+    summary.termination = Termination::kConverged;
+    summary.message = "gradient below tolerance";
+    return summary;
+  }
+
+  LineSearchResult search;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    torch::Tensor direction = memory_.apply_inverse_hessian(gradient_).neg_();
+    double slope = gradient_.dot(direction).item<double>();
+    if (!(slope < 0)) {  // not a descent direction: restart from steepest descent
+      memory_.reset();
+      direction = gradient_.neg();
+      slope = -gradient_.dot(gradient_).item<double>();
+    }
+    const double t0 = iterations_ == 0 || memory_.size() == 0
+                          ? std::min(1.0, 1.0 / gradient_.abs().sum().item<double>()) *
+                                options_.learning_rate
+                          : options_.learning_rate;
+    search = line_search(objective, x, loss_, gradient_, direction, t0, options_.line_search);
+    summary.gradient_evaluations += search.evaluations;
+    if (search.decreased) {
+      torch::Tensor s = direction * search.step;
+      memory_.push(s, search.gradient - gradient_);
+      x.add_(s);
+      summary.step_length = search.step;
+      const double change = std::abs(search.loss - loss_);
+      loss_ = search.loss;
+      gradient_ = search.gradient;
+      const double step_size = s.abs().max().item<double>();
+      if (step_size <= options_.step_tolerance) {
+        summary.termination = Termination::kConverged;
+        summary.message = "step below tolerance";
+      } else if (options_.loss_change_tolerance > 0 && change <= options_.loss_change_tolerance) {
+        summary.termination = Termination::kConverged;
+        summary.message = "loss change below tolerance";
+      }
+      break;
+    }
+    if (memory_.size() == 0) break;
+    memory_.reset();  // retry once along steepest descent
+  }
+  ++iterations_;
+  summary.loss = loss_;
+  summary.gradient_norm = gradient_.norm().item<double>();
+  if (!search.decreased) {
+    summary.termination = Termination::kLineSearchFailure;
+    summary.message = "line search found no decrease along steepest descent";
+  }
+  cached_ = true;
+  cached_batch_ = context.batch_id;
+  cached_x_ = x.clone();
+  return summary;
+}
+
+void Lbfgs::save_state(torch::serialize::OutputArchive& archive) const {
+  memory_.save(archive, "lbfgs.");
+  archive.write("lbfgs.iterations", torch::tensor({iterations_}, torch::kInt64));
+}
+void Lbfgs::load_state(torch::serialize::InputArchive& archive) {
+  memory_.load(archive, "lbfgs.");
+  torch::Tensor it;
+  archive.read("lbfgs.iterations", it);
+  iterations_ = it.item<int64_t>();
+  cached_ = false;
+}
+
+}  // namespace ddtrain

@@ -1,0 +1,3 @@
+#include <iostream>
+#include "ddtrain/version.hpp"
+int main() { std::cout << ddtrain::version() << "\n"; }

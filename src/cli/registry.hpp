@@ -1,0 +1,73 @@
+#pragma once
+// Name -> factory registries of the CLI. A solver or problem registers itself from its own
+// source file in src/cli/ with DDTRAIN_REGISTER_SOLVER / DDTRAIN_REGISTER_PROBLEM, so adding
+// one touches no shared file. Only the CLI uses Boost.Program_options.
+#include <boost/program_options.hpp>
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ddtrain/comm/communicator.hpp"
+#include "ddtrain/problem.hpp"
+#include "ddtrain/solver.hpp"
+
+namespace ddtrain::cli {
+
+namespace po = boost::program_options;
+
+/// Adds an option unless another registrant already defined it (shared names such as
+/// --subdomains or --local-steps are defined once, by the first to ask).
+void add_option_once(po::options_description& options, const char* name,
+                     const po::value_semantic* semantic, const char* help);
+
+/// What a factory may use besides the parsed options.
+struct RunSetup {
+  torch::Device device = torch::kCPU;
+  torch::Dtype dtype = torch::kFloat32;
+  uint64_t seed = 0;
+  Shard shard;                  ///< this process's data shard
+  int world_size = 1;
+  int rank = 0;
+};
+
+struct SolverEntry {
+  std::string name;
+  std::string summary;  ///< one line for --help
+  std::function<void(po::options_description&)> add_options;
+  std::function<SolverPtr(const po::variables_map&)> make;
+  bool needs_partition = false;
+  /// Ranks per data-parallel group for this configuration (0 = all ranks in one group).
+  std::function<int(const po::variables_map&, int world_size)> data_parallel;
+};
+
+struct ProblemEntry {
+  std::string name;
+  std::string summary;
+  std::function<void(po::options_description&)> add_options;
+  std::function<ProblemPtr(const po::variables_map&, const RunSetup&)> make;
+};
+
+std::map<std::string, SolverEntry>& solver_registry();
+std::map<std::string, ProblemEntry>& problem_registry();
+
+struct SolverRegistrar {
+  explicit SolverRegistrar(SolverEntry entry);
+};
+struct ProblemRegistrar {
+  explicit ProblemRegistrar(ProblemEntry entry);
+};
+
+/// Comma-separated list of registered names (for messages).
+std::string solver_names();
+std::string problem_names();
+
+}  // namespace ddtrain::cli
+
+#define DDTRAIN_CLI_CONCAT_(a, b) a##b
+#define DDTRAIN_CLI_CONCAT(a, b) DDTRAIN_CLI_CONCAT_(a, b)
+#define DDTRAIN_REGISTER_SOLVER(...) \
+  static ::ddtrain::cli::SolverRegistrar DDTRAIN_CLI_CONCAT(solver_registrar_, __LINE__)(__VA_ARGS__)
+#define DDTRAIN_REGISTER_PROBLEM(...) \
+  static ::ddtrain::cli::ProblemRegistrar DDTRAIN_CLI_CONCAT(problem_registrar_, __LINE__)(__VA_ARGS__)

@@ -1,0 +1,53 @@
+#include "ddtrain/comm/communicator.hpp"
+
+#include <cstdlib>
+#include <vector>
+
+#include "ddtrain/error.hpp"
+
+namespace ddtrain {
+
+double Communicator::allreduce_sum(double value) {
+  if (size() == 1) return value;
+  torch::Tensor t = torch::full({1}, value, torch::kFloat64);
+  allreduce_sum(t);
+  return t.item<double>();
+}
+
+void SelfComm::allreduce_sum(torch::Tensor& tensor) {
+  DDTRAIN_CHECK(tensor.is_contiguous(), CommError, "allreduce_sum needs a contiguous tensor");
+}
+
+void SelfComm::broadcast(torch::Tensor& tensor, int root) {
+  DDTRAIN_CHECK(root == 0, CommError, "broadcast root ", root, " out of range for 1 rank");
+}
+
+std::shared_ptr<Communicator> SelfComm::split(int, int) { return std::make_shared<SelfComm>(); }
+
+void SelfComm::abort(int exit_code) { std::_Exit(exit_code); }
+
+CommBackend parse_comm_backend(const std::string& name) {
+  if (name == "auto") return CommBackend::kAuto;
+  if (name == "self") return CommBackend::kSelf;
+  if (name == "mpi") return CommBackend::kMpi;
+  if (name == "nccl") return CommBackend::kNccl;
+  throw InvalidArgument("unknown communicator '" + name + "' (accepted: auto, self, mpi, nccl)");
+}
+
+bool launched_under_mpi() {
+  for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "SLURM_STEP_NUM_TASKS"}) {
+    if (std::getenv(var) != nullptr) return true;
+  }
+  return false;
+}
+
+bool mpi_available() { return DDTRAIN_WITH_MPI != 0; }
+bool nccl_available() {
+#ifdef DDTRAIN_HAVE_NCCL_COMM
+  return true;
+#else
+  return false;
+#endif
+}
+
+}  // namespace ddtrain
