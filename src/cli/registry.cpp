@@ -1,0 +1,50 @@
+#include "registry.hpp"
+
+#include "ddtrain/error.hpp"
+
+namespace ddtrain::cli {
+
+void add_option_once(po::options_description& options, const char* name,
+                     const po::value_semantic* semantic, const char* help) {
+  std::string long_name = name;
+  long_name = long_name.substr(0, long_name.find(','));
+  if (options.find_nothrow(long_name, false) != nullptr) {
+    delete semantic;
+    return;
+  }
+  options.add_options()(name, semantic, help);
+}
+
+std::map<std::string, SolverEntry>& solver_registry() {
+  static std::map<std::string, SolverEntry> registry;
+  return registry;
+}
+
+std::map<std::string, ProblemEntry>& problem_registry() {
+  static std::map<std::string, ProblemEntry> registry;
+  return registry;
+}
+
+SolverRegistrar::SolverRegistrar(SolverEntry entry) {
+  std::string name = entry.name;
+  solver_registry().emplace(name, std::move(entry));
+}
+
+ProblemRegistrar::ProblemRegistrar(ProblemEntry entry) {
+  std::string name = entry.name;
+  problem_registry().emplace(name, std::move(entry));
+}
+
+namespace {
+template <typename Map>
+std::string names(const Map& map) {
+  std::string out;
+  for (const auto& [name, entry] : map) out += (out.empty() ? "" : ", ") + name;
+  return out;
+}
+}  // namespace
+
+std::string solver_names() { return names(solver_registry()); }
+std::string problem_names() { return names(problem_registry()); }
+
+}  // namespace ddtrain::cli
