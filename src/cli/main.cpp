@@ -1,3 +1,67 @@
+// The `ddtrain` executable: subcommands, and the one place where errors become one line on
+// stderr and a non-zero exit (under MPI, a fatal error on one rank ends the whole job).
+#include <cstdio>
+#include <cstring>
 #include <iostream>
+#include <string>
+#include <vector>
+
+#include "commands.hpp"
+#include "ddtrain/comm/communicator.hpp"
+#include "ddtrain/error.hpp"
 #include "ddtrain/version.hpp"
-int main() { std::cout << ddtrain::version() << "\n"; }
+
+namespace {
+
+void print_usage() {
+  std::cout << "ddtrain " << ddtrain::version()
+            << ": domain-decomposition training of neural networks\n\n"
+               "Usage: ddtrain <command> [options]\n\n"
+               "Commands:\n"
+               "  train       train one problem with one solver (ddtrain train --help)\n"
+               "  compare     several solvers on one problem, one table (ddtrain compare --help);\n"
+               "              without arguments: a small Allen-Cahn optimizer comparison\n"
+               "  reference   write a reference solution (ddtrain reference allen_cahn --out FILE.mat)\n\n"
+               "Options: --help, --version\n";
+}
+
+int dispatch(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    print_usage();
+    return ddtrain::cli::kExitOk;
+  }
+  if (args[0] == "--version") {
+    std::cout << "ddtrain " << ddtrain::version() << "\n";
+    return ddtrain::cli::kExitOk;
+  }
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (args[0] == "train") return ddtrain::cli::run_train(rest);
+  if (args[0] == "compare") return ddtrain::cli::run_compare(rest);
+  if (args[0] == "reference") return ddtrain::cli::run_reference(rest);
+  throw ddtrain::InvalidArgument("unknown command '" + args[0] + "' (accepted: train, compare, reference; see ddtrain --help)");
+}
+
+std::string rank_prefix() {
+  for (const char* var : {"OMPI_COMM_WORLD_RANK", "PMI_RANK"}) {
+    if (const char* r = std::getenv(var)) return std::string(" (rank ") + r + ")";
+  }
+  return "";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  int status = ddtrain::cli::kExitOk;
+  try {
+    status = dispatch(args);
+  } catch (const std::exception& e) {
+    std::string message = e.what();
+    // LibTorch appends a C++ backtrace to its messages: keep the first line.
+    message = message.substr(0, message.find('\n'));
+    std::fprintf(stderr, "ddtrain: error%s: %s\n", rank_prefix().c_str(), message.c_str());
+    ddtrain::abort_job(ddtrain::cli::kExitError);
+  }
+  std::fflush(stdout);
+  return status;
+}

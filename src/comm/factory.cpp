@@ -8,7 +8,37 @@
 #include "ddtrain/comm/nccl_comm.hpp"
 #endif
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace ddtrain {
+
+std::string mpi_library_version() {
+#if DDTRAIN_WITH_MPI
+  char text[MPI_MAX_LIBRARY_VERSION_STRING];
+  int length = 0;
+  MPI_Get_library_version(text, &length);
+  std::string v(text, length);
+  return v.substr(0, v.find_first_of(",\n"));
+#else
+  return "";
+#endif
+}
+
+void abort_job(int exit_code) {
+#if DDTRAIN_WITH_MPI
+  int initialized = 0, finalized = 0, size = 1;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (initialized && !finalized) {
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (size > 1) MPI_Abort(MPI_COMM_WORLD, exit_code);
+  }
+#endif
+  std::fflush(stdout);
+  std::fflush(stderr);
+  std::_Exit(exit_code);
+}
 
 CommunicatorPtr make_communicator(CommBackend backend, const torch::Device& device) {
   if (backend == CommBackend::kAuto) {

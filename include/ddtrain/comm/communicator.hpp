@@ -60,6 +60,12 @@ bool launched_under_mpi();
 /// if launched under an MPI launcher (and MPI is built), else self.
 CommunicatorPtr make_communicator(CommBackend backend, const torch::Device& device);
 
+/// The MPI library's version string ("" without MPI).
+std::string mpi_library_version();
+/// Ends the whole job after a fatal error: MPI_Abort when MPI is initialised with more than
+/// one process, else exits this process. Never returns.
+[[noreturn]] void abort_job(int exit_code);
+
 /// True if built with the respective backend.
 bool mpi_available();
 bool nccl_available();

@@ -1,0 +1,40 @@
+#pragma once
+// The first problems: 1-D function fitting and the 1-D Poisson PINN, both with a fully
+// connected network, full batch, points split over shards (weak or strong scaling).
+#include <string>
+
+#include "ddtrain/models.hpp"
+#include "ddtrain/problem.hpp"
+
+namespace ddtrain {
+
+/// How collocation/training points are split over data-parallel shards.
+enum class Scaling {
+  kWeak,    ///< every shard samples its own `points` points (DeepXDE's default)
+  kStrong,  ///< `points` points in total, shard k takes every count-th point from k
+};
+Scaling parse_scaling(const std::string& name);  // "weak" | "strong"
+
+struct Basic1dOptions {
+  int64_t points = 256;           ///< training points (per shard: weak; in total: strong)
+  Scaling scaling = Scaling::kWeak;
+  int64_t test_points = 1000;     ///< equally spaced points for the rel. L2 metric
+  double boundary_weight = 1.0;   ///< Poisson: weight of the u(+-1) = 0 term
+  FullyConnectedOptions network;  ///< depth x width, tanh by default
+  torch::Dtype dtype = torch::kFloat32;
+  torch::Device device = torch::kCPU;
+  uint64_t seed = 0;              ///< network initialisation and point sampling
+  Shard shard;
+  std::string validate() const;
+};
+
+/// Fit y = sin(2 pi x) + sin(4 pi x) on [-1, 1] (mean squared error); metric rel. L2 error.
+ProblemPtr make_function_fit(const Basic1dOptions& options);
+/// -u'' = 4 pi^2 sin(2 pi x) on [-1, 1], u(+-1) = 0; exact u = sin(2 pi x); metric rel. L2.
+ProblemPtr make_poisson1d(const Basic1dOptions& options);
+
+/// Uniform random points on [-1, 1] for this shard (shape [n, 1]) under the given scaling.
+torch::Tensor sample_interval_points(int64_t points, Scaling scaling, const Shard& shard,
+                                     uint64_t seed, torch::Dtype dtype);
+
+}  // namespace ddtrain

@@ -1,0 +1,26 @@
+#pragma once
+// The subcommands of the `ddtrain` executable.
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace ddtrain::cli {
+
+/// `ddtrain train [options]`: one training run; returns the process exit status.
+int run_train(const std::vector<std::string>& args);
+/// `ddtrain compare [options]`: several solvers on one problem, one table.
+int run_compare(const std::vector<std::string>& args);
+/// `ddtrain reference allen_cahn --out FILE`: writes the spectral reference solution.
+int run_reference(const std::vector<std::string>& args);
+
+/// One training run as `ddtrain train` does it; returns summary.json's content (rank 0's view)
+/// and fills `status`. `print_summary` prints the closing line.
+nlohmann::json train_once(const std::vector<std::string>& args, int& status, bool print_summary);
+
+/// Exit statuses.
+constexpr int kExitOk = 0;
+constexpr int kExitError = 1;          ///< bad input, I/O or communication error
+constexpr int kExitTrainingFailed = 2; ///< numerical failure / line-search failure / interrupted
+
+}  // namespace ddtrain::cli

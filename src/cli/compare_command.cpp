@@ -1,0 +1,214 @@
+// `ddtrain compare`: runs several solver configurations on one problem with the same seed,
+// data and budget, then prints an aligned table and writes comparison.csv / comparison.md.
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include "commands.hpp"
+#include "ddtrain/comm/communicator.hpp"
+#include "ddtrain/error.hpp"
+#include "results.hpp"
+
+namespace ddtrain::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+/// The small Allen-Cahn comparison run by `ddtrain compare` without arguments.
+const std::vector<std::string> kDefaultArgs = {
+    "--problem", "allen_cahn", "--solvers", "adam,lbfgs,plbfgs-additive,plbfgs-multiplicative",
+    "--nf", "1000", "--epochs", "200", "--time-limit", "30", "--metric-every", "10"};
+
+struct Entry {
+  std::string label;              ///< as given, e.g. "plbfgs-additive:subdomains=3"
+  std::vector<std::string> args;  ///< --solver NAME [--key value ...]
+};
+
+/// "adam,plbfgs-additive:subdomains=3,local-steps=5": a token with '=' and no ':' continues
+/// the previous entry's options.
+std::vector<Entry> parse_entries(const std::string& list) {
+  std::vector<Entry> entries;
+  std::stringstream in(list);
+  std::string token;
+  while (std::getline(in, token, ',')) {
+    if (token.empty()) continue;
+    const size_t colon = token.find(':');
+    std::string options;
+    if (colon == std::string::npos && token.find('=') != std::string::npos) {
+      DDTRAIN_CHECK(!entries.empty(), InvalidArgument, "--solvers: option '", token, "' before any solver");
+      entries.back().label += "," + token;
+      options = token;
+    } else {
+      Entry e;
+      e.label = token;
+      std::string name = token.substr(0, colon);
+      if (colon != std::string::npos) options = token.substr(colon + 1);
+      std::string variant;
+      for (const char* v : {"additive", "multiplicative"}) {
+        const std::string suffix = std::string("-") + v;
+        if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+          variant = v;
+          name = name.substr(0, name.size() - suffix.size());
+        }
+      }
+      e.args = {"--solver", name};
+      if (!variant.empty()) e.args.insert(e.args.end(), {"--variant", variant});
+      entries.push_back(e);
+    }
+    std::stringstream kv_list(options);
+    std::string kv;
+    while (std::getline(kv_list, kv, ',')) {
+      const size_t eq = kv.find('=');
+      DDTRAIN_CHECK(eq != std::string::npos && eq > 0, InvalidArgument, "--solvers: '", kv,
+                    "' is not key=value (e.g. plbfgs-additive:subdomains=3,local-steps=5)");
+      entries.back().args.push_back("--" + kv.substr(0, eq));
+      entries.back().args.push_back(kv.substr(eq + 1));
+    }
+  }
+  DDTRAIN_CHECK(!entries.empty(), InvalidArgument, "--solvers is empty");
+  return entries;
+}
+
+std::string directory_name(const std::string& label, size_t index) {
+  std::string name = std::to_string(index + 1) + "-";
+  for (char c : label) name += std::isalnum(static_cast<unsigned char>(c)) || c == '-' ? c : '_';
+  return name;
+}
+
+std::string fmt(const nlohmann::json& v, const char* format = "%.4g") {
+  if (v.is_null()) return "-";
+  if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
+  if (v.is_number()) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof(buffer), format, v.get<double>());
+    return buffer;
+  }
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+struct Table {
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;
+  std::string aligned() const {
+    std::vector<size_t> width(header.size());
+    for (size_t c = 0; c < header.size(); ++c) {
+      width[c] = header[c].size();
+      for (const auto& r : rows) width[c] = std::max(width[c], r[c].size());
+    }
+    std::ostringstream out;
+    auto line = [&](const std::vector<std::string>& cells) {
+      for (size_t c = 0; c < cells.size(); ++c) {
+        out << (c ? "  " : "") << cells[c] << std::string(width[c] - cells[c].size(), ' ');
+      }
+      out << "\n";
+    };
+    line(header);
+    for (const auto& r : rows) line(r);
+    return out.str();
+  }
+  std::string markdown() const {
+    std::ostringstream out;
+    out << "|";
+    for (const auto& h : header) out << " " << h << " |";
+    out << "\n|";
+    for (size_t c = 0; c < header.size(); ++c) out << "---|";
+    out << "\n";
+    for (const auto& r : rows) {
+      out << "|";
+      for (const auto& cell : r) out << " " << cell << " |";
+      out << "\n";
+    }
+    return out.str();
+  }
+  std::string csv() const {
+    std::ostringstream out;
+    auto line = [&](const std::vector<std::string>& cells) {
+      for (size_t c = 0; c < cells.size(); ++c) {
+        const bool quote = cells[c].find(',') != std::string::npos;
+        out << (c ? "," : "") << (quote ? "\"" : "") << cells[c] << (quote ? "\"" : "");
+      }
+      out << "\n";
+    };
+    line(header);
+    for (const auto& r : rows) line(r);
+    return out.str();
+  }
+};
+
+}  // namespace
+
+int run_compare(const std::vector<std::string>& given) {
+  std::vector<std::string> args = given.empty() ? kDefaultArgs : given;
+  for (const auto& a : args) {
+    if (a == "--help" || a == "-h") {
+      std::cout << "Usage: ddtrain compare --problem NAME --solvers S1,S2[:key=value,...],... --out DIR [train options]\n"
+                   "  Runs every solver entry on the same problem, seed, data and budget (--epochs,\n"
+                   "  --time-limit, --target), one sub-directory per run, then prints a table and writes\n"
+                   "  DIR/comparison.csv and DIR/comparison.md. plbfgs-additive / plbfgs-multiplicative\n"
+                   "  are short for plbfgs --variant ... . Without arguments: a small Allen-Cahn comparison\n"
+                   "  (" << "adam, lbfgs, plbfgs additive and multiplicative, 30 s each) into ./ddtrain-compare.\n"
+                   "  Every option of `ddtrain train --help` applies to all runs.\n";
+      return kExitOk;
+    }
+  }
+  // Pull out --solvers and --out; everything else goes to every run.
+  std::string solvers, out = "ddtrain-compare";
+  bool overwrite = false;
+  std::vector<std::string> common;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--solvers" || args[i] == "--out") {
+      DDTRAIN_CHECK(i + 1 < args.size(), InvalidArgument, args[i], " needs a value");
+      (args[i] == "--solvers" ? solvers : out) = args[i + 1];
+      ++i;
+    } else if (args[i] == "--solver") {
+      throw InvalidArgument("ddtrain compare takes --solvers (a list), not --solver");
+    } else {
+      if (args[i] == "--overwrite") overwrite = true;
+      common.push_back(args[i]);
+    }
+  }
+  DDTRAIN_CHECK(!solvers.empty(), InvalidArgument, "ddtrain compare needs --solvers, e.g. --solvers adam,lbfgs");
+  const std::vector<Entry> entries = parse_entries(solvers);
+  const bool rank0 = !launched_under_mpi() || std::getenv("OMPI_COMM_WORLD_RANK") == nullptr ||
+                     std::string(std::getenv("OMPI_COMM_WORLD_RANK")) == "0";
+  if (rank0) prepare_results_directory(out, overwrite);
+
+  Table table;
+  table.header = {"run", "ranks", "iterations", "epochs", "grad evals", "local evals", "wall s",
+                  "final loss", "metric", "termination", "time to target s", "speed-up"};
+  double first_time = kNaN;
+  int worst = kExitOk;
+  for (size_t k = 0; k < entries.size(); ++k) {
+    std::vector<std::string> run_args = common;
+    run_args.insert(run_args.end(), entries[k].args.begin(), entries[k].args.end());
+    const std::string dir = (fs::path(out) / directory_name(entries[k].label, k)).string();
+    run_args.insert(run_args.end(), {"--out", dir, "--overwrite"});
+    if (rank0) std::printf("[%zu/%zu] %s\n", k + 1, entries.size(), entries[k].label.c_str());
+    std::fflush(stdout);
+    int status = kExitOk;
+    const nlohmann::json s = train_once(run_args, status, false);
+    worst = std::max(worst, status);
+    const double time = s["wall_time_s"].get<double>();
+    const double to_target = s["time_to_target_s"].is_null() ? kNaN : s["time_to_target_s"].get<double>();
+    // Speed-up against the first entry: time to target if both reached it, else wall time.
+    const double mine = std::isnan(to_target) ? time : to_target;
+    if (k == 0) first_time = mine;
+    table.rows.push_back({entries[k].label, fmt(s["ranks"]), fmt(s["iterations"]), fmt(s["epochs"]),
+                          fmt(s["evaluations"]), fmt(s["local_evaluations"]), fmt(s["wall_time_s"], "%.2f"),
+                          fmt(s["final_loss"]), s["metric_name"].get<std::string>() + " " + fmt(s["metric"]),
+                          s["termination"].get<std::string>(),
+                          std::isnan(to_target) ? "not reached" : fmt(s["time_to_target_s"], "%.2f"),
+                          fmt(nlohmann::json(first_time / mine), "%.2f")});
+  }
+  if (rank0) {
+    std::printf("\n%s\n", table.aligned().c_str());
+    write_file_atomically(fs::path(out) / "comparison.csv", table.csv());
+    write_file_atomically(fs::path(out) / "comparison.md", table.markdown());
+    std::printf("written: %s/comparison.csv, %s/comparison.md\n", out.c_str(), out.c_str());
+  }
+  return worst;
+}
+
+}  // namespace ddtrain::cli

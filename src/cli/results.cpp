@@ -1,0 +1,105 @@
+#include "results.hpp"
+
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "ddtrain/comm/communicator.hpp"
+#include "ddtrain/error.hpp"
+#include "ddtrain/version.hpp"
+
+namespace ddtrain::cli {
+
+namespace fs = std::filesystem;
+
+void write_file_atomically(const fs::path& path, const std::string& content) {
+  const fs::path temporary = path.string() + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    DDTRAIN_CHECK(out.good(), IoError, "cannot write '", temporary.string(), "'");
+    out << content;
+    out.flush();
+    DDTRAIN_CHECK(out.good(), IoError, "error while writing '", temporary.string(), "'");
+  }
+  std::error_code ec;
+  fs::rename(temporary, path, ec);
+  DDTRAIN_CHECK(!ec, IoError, "cannot rename '", temporary.string(), "' to '", path.string(),
+                "': ", ec.message());
+}
+
+void prepare_results_directory(const fs::path& dir, bool overwrite) {
+  std::error_code ec;
+  if (fs::exists(dir, ec)) {
+    DDTRAIN_CHECK(fs::is_directory(dir, ec), InvalidArgument, "--out '", dir.string(),
+                  "' exists and is not a directory");
+    DDTRAIN_CHECK(overwrite || fs::is_empty(dir, ec), InvalidArgument, "--out '", dir.string(),
+                  "' already exists and is not empty (use --overwrite to replace its results)");
+  }
+  fs::create_directories(dir, ec);
+  DDTRAIN_CHECK(!ec, IoError, "cannot create --out directory '", dir.string(), "': ", ec.message());
+}
+
+namespace {
+std::string number(double v) {
+  if (std::isnan(v)) return "";
+  std::ostringstream out;
+  out.precision(17);
+  out << v;
+  return out.str();
+}
+nlohmann::json json_number(double v) {
+  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+}
+}  // namespace
+
+std::string history_csv(const std::vector<IterationSummary>& rows) {
+  std::ostringstream out;
+  out << "iteration,epoch,wall_time_s,gradient_evaluations,local_gradient_evaluations,"
+         "loss_evaluations,loss,metric,step_length,radius,accepted\n";
+  for (const auto& r : rows) {
+    out << r.iteration << ',' << number(r.epoch) << ',' << number(r.wall_time_s) << ','
+        << r.gradient_evaluations << ',' << r.local_gradient_evaluations << ','
+        << r.loss_evaluations << ',' << number(r.loss) << ',' << number(r.metric) << ','
+        << number(r.step_length) << ',' << number(r.radius) << ',' << (r.accepted ? 1 : 0) << '\n';
+  }
+  return out.str();
+}
+
+nlohmann::json summary_json(const Summary& s) {
+  nlohmann::json j;
+  j["termination"] = to_string(s.termination);
+  j["message"] = s.message;
+  j["iterations"] = s.iterations;
+  j["epochs"] = s.epochs;
+  j["evaluations"] = s.gradient_evaluations;
+  j["local_evaluations"] = s.local_gradient_evaluations;
+  j["loss_evaluations"] = s.loss_evaluations;
+  j["initial_loss"] = json_number(s.initial_loss);
+  j["final_loss"] = json_number(s.final_loss);
+  j["metric_name"] = s.metric_name;
+  j["metric"] = json_number(s.metric);
+  j["wall_time_s"] = s.wall_time_s;
+  j["time_to_target_s"] = json_number(s.time_to_target_s);
+  j["epochs_to_target"] = s.epochs_to_target >= 0 ? nlohmann::json(s.epochs_to_target) : nlohmann::json(nullptr);
+  return j;
+}
+
+nlohmann::json environment_json() {
+  nlohmann::json j;
+  j["ddtrain"] = version();
+  j["libtorch"] = std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) +
+                  "." + std::to_string(TORCH_VERSION_PATCH);
+  j["mpi"] = mpi_library_version();
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  j["hostname"] = host;
+  j["hardware_threads"] = std::thread::hardware_concurrency();
+  j["torch_threads"] = torch::get_num_threads();
+  return j;
+}
+
+}  // namespace ddtrain::cli

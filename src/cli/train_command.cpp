@@ -1,0 +1,161 @@
+// `ddtrain train`: parse options (command line + INI config), set up communicator, layout,
+// problem, solver and partition, train with progress output, write the results directory.
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include "commands.hpp"
+#include "ddtrain/error.hpp"
+#include "ddtrain/train.hpp"
+#include "ddtrain/version.hpp"
+#include "registry.hpp"
+#include "results.hpp"
+#include "train_setup.hpp"
+
+namespace ddtrain::cli {
+
+namespace {
+
+volatile std::sig_atomic_t g_signal = 0;
+void on_signal(int signal) { g_signal = signal; }
+
+/// One line per `every` iterations in a pipe; an updating line on a terminal.
+class Progress {
+ public:
+  Progress(bool enabled, int64_t every, const TrainOptions& options)
+      : enabled_(enabled), every_(std::max<int64_t>(1, every)), options_(options),
+        terminal_(isatty(fileno(stdout)) != 0) {}
+  void report(const IterationSummary& row, const std::string& metric_name) {
+    if (!enabled_) return;
+    if (!std::isnan(row.metric)) last_metric_ = row.metric;
+    const bool due = row.iteration % every_ == 0 || row.iteration == 1;
+    if (!terminal_ && !due) return;
+    std::ostringstream line;
+    line << "iter " << row.iteration << "  epoch " << format(row.epoch) << "  loss " << format(row.loss);
+    if (!std::isnan(last_metric_)) line << "  " << metric_name << " " << format(last_metric_);
+    line << "  " << format(row.wall_time_s) << " s";
+    if (options_.time_limit_s > 0) {
+      line << " (" << format(std::max(0.0, options_.time_limit_s - row.wall_time_s)) << " s left)";
+    } else if (row.epoch > 0) {
+      line << " (~" << format(row.wall_time_s * (options_.epochs / row.epoch - 1)) << " s left)";
+    }
+    if (terminal_) {
+      std::printf("\r%-100s", line.str().c_str());
+    } else {
+      std::printf("%s\n", line.str().c_str());
+    }
+    std::fflush(stdout);
+  }
+  void finish() {
+    if (enabled_ && terminal_) std::printf("\n");
+  }
+
+ private:
+  static std::string format(double v) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof(buffer), "%.4g", v);
+    return buffer;
+  }
+  bool enabled_;
+  int64_t every_;
+  const TrainOptions& options_;
+  bool terminal_;
+  double last_metric_ = std::nan("");
+};
+
+/// Ensemble mode: every rank's final loss and metric, gathered (one allreduce).
+nlohmann::json gather_ensemble(Communicator& world, const Summary& summary) {
+  const int p = world.size();
+  torch::Tensor values = torch::zeros({2 * p}, torch::kFloat64);
+  values[2 * world.rank()] = summary.final_loss;
+  values[2 * world.rank() + 1] = summary.metric;
+  world.allreduce_sum(values);
+  nlohmann::json members = nlohmann::json::array();
+  for (int r = 0; r < p; ++r)
+    members.push_back({{"rank", r}, {"final_loss", values[2 * r].item<double>()},
+                       {"metric", values[2 * r + 1].item<double>()}});
+  return members;
+}
+
+}  // namespace
+
+int run_train(const std::vector<std::string>& args) {
+  int status = kExitOk;
+  train_once(args, status, true);
+  return status;
+}
+
+nlohmann::json train_once(const std::vector<std::string>& args, int& status, bool print_summary) {
+  status = kExitOk;
+  TrainSetup setup = parse_train_setup(args);
+  if (setup.help_requested) return nlohmann::json();
+  Run run = build_run(setup);
+  const bool writer = run.world->rank() == 0;
+  if (writer && !setup.out.empty()) {
+    prepare_results_directory(setup.out, setup.overwrite);
+    write_file_atomically(setup.out / "config.ini", setup.config_ini);
+  }
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+
+  std::vector<IterationSummary> history;
+  Progress progress(writer && !setup.quiet, setup.progress_every, run.train);
+  const std::string metric_name = run.problem->evaluate().name;
+  Callbacks callbacks;
+  callbacks.on_iteration = [&](const IterationSummary& row) {
+    history.push_back(row);
+    progress.report(row, metric_name);
+    return true;
+  };
+  callbacks.interrupted = [&] {
+    // Every rank must stop at the same iteration: agree on the flag.
+    return run.world->allreduce_sum(g_signal != 0 ? 1.0 : 0.0) > 0;
+  };
+
+  if (writer && setup.verbose) {
+    std::printf("ddtrain %s: problem %s, solver %s, %d rank(s) (%d group(s) x %d data-parallel), %s\n",
+                version(), setup.problem.c_str(), setup.solver.c_str(), run.world->size(),
+                run.layout.groups, run.layout.data->size(), run.describe.c_str());
+  }
+  Summary summary;
+  try {
+    summary = train(*run.problem, *run.solver, run.train, run.layout, callbacks,
+                    run.partition ? &*run.partition : nullptr);
+  } catch (const std::exception& e) {
+    progress.finish();
+    if (writer && !setup.out.empty()) {
+      write_file_atomically(setup.out / "history.csv", history_csv(history));
+      Summary failed;
+      failed.termination = Termination::kNumericalFailure;
+      failed.message = e.what();
+      failed.iterations = static_cast<int64_t>(history.size());
+      write_file_atomically(setup.out / "summary.json",
+                            run_summary_json(setup, run, failed).dump(2) + "\n");
+    }
+    throw;
+  }
+  progress.finish();
+  nlohmann::json result = run_summary_json(setup, run, summary);
+  if (setup.ensemble) result["members"] = gather_ensemble(*run.world, summary);
+  if (writer) {
+    if (!setup.out.empty()) {
+      write_file_atomically(setup.out / "history.csv", history_csv(history));
+      write_file_atomically(setup.out / "summary.json", result.dump(2) + "\n");
+      run.write_extra_outputs(setup.out);
+    }
+    if (!setup.quiet && print_summary) {
+      std::printf("%s: %s after %lld iterations, %.3f s; final loss %.6g, %s %.6g%s\n",
+                  setup.solver.c_str(), summary.message.c_str(),
+                  static_cast<long long>(summary.iterations), summary.wall_time_s,
+                  summary.final_loss, summary.metric_name.c_str(), summary.metric,
+                  setup.out.empty() ? "" : ("; results in " + setup.out.string()).c_str());
+    }
+  }
+  status = summary.succeeded() ? kExitOk : kExitTrainingFailed;
+  return result;
+}
+
+}  // namespace ddtrain::cli

@@ -1,0 +1,335 @@
+#include "train_setup.hpp"
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "ddtrain/error.hpp"
+#include "results.hpp"
+
+namespace ddtrain::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+po::options_description common_options() {
+  po::options_description d("Common options");
+  d.add_options()
+    ("help,h", "print this help (with --solver/--problem: only their options)")
+    ("problem", po::value<std::string>()->default_value("poisson1d"), "problem to train")
+    ("solver", po::value<std::string>()->default_value("lbfgs"), "optimizer")
+    ("config", po::value<std::string>(), "INI file with more options (command line wins)")
+    ("out", po::value<std::string>(), "results directory (config.ini, history.csv, summary.json)")
+    ("overwrite", po::bool_switch(), "allow an existing non-empty --out directory")
+    ("precision", po::value<std::string>()->default_value("float32"), "float32 | float64")
+    ("device", po::value<std::string>()->default_value("cpu"), "cpu | cuda | cuda:N")
+    ("comm", po::value<std::string>()->default_value("auto"), "auto | self | mpi | nccl")
+    ("seed", po::value<uint64_t>()->default_value(0), "seed of initialisation, sampling and batches")
+    ("epochs", po::value<int64_t>()->default_value(100), "epoch budget (full-batch problems: iterations)")
+    ("max-iterations", po::value<int64_t>()->default_value(0), "solver-step budget (0: none)")
+    ("time-limit", po::value<double>()->default_value(0.0), "training wall-time budget in s (0: none)")
+    ("target", po::value<double>(), "stop when the metric reaches this value")
+    ("metric-every", po::value<int64_t>()->default_value(10), "full batch: iterations between metric evaluations")
+    ("batch-size", po::value<int64_t>(), "mini-batch size (classification; default 100)")
+    ("subdomains", po::value<int>(), "parameter subdomains (plbfgs, apts) or data subdomains (sapts)")
+    ("partition", po::value<std::string>(), "explicit layer groups, e.g. 0-1,2-3,4-5 (plbfgs, apts)")
+    ("overlap", po::value<int>()->default_value(0), "layers of overlap on each side of a subdomain")
+    ("ensemble", po::bool_switch(), "every rank trains its own model (own seed); results gathered")
+    ("threads", po::value<int>()->default_value(0), "compute threads per process (0: cores / local ranks)")
+    ("quiet,q", po::bool_switch(), "no progress output")
+    ("verbose,v", po::bool_switch(), "print the set-up before training")
+    ("progress-every", po::value<int64_t>()->default_value(10), "iterations between progress lines (pipes, logs)");
+  return d;
+}
+
+const SolverEntry& find_solver(const std::string& name) {
+  auto it = solver_registry().find(name);
+  DDTRAIN_CHECK(it != solver_registry().end(), InvalidArgument, "unknown solver '", name,
+                "' (accepted: ", solver_names(), ")");
+  return it->second;
+}
+
+const ProblemEntry& find_problem(const std::string& name) {
+  auto it = problem_registry().find(name);
+  DDTRAIN_CHECK(it != problem_registry().end(), InvalidArgument, "unknown problem '", name,
+                "' (accepted: ", problem_names(), ")");
+  return it->second;
+}
+
+po::options_description full_options(const SolverEntry& solver, const ProblemEntry& problem) {
+  po::options_description all = common_options();
+  po::options_description extra;
+  // One description, options defined once: common ones win over solver and problem ones.
+  for (const auto& option : all.options()) extra.add(option);
+  if (solver.add_options) solver.add_options(extra);
+  if (problem.add_options) problem.add_options(extra);
+  return extra;
+}
+
+/// Which registrants define an option (for "does not apply to" messages).
+std::string owners_of(const std::string& option) {
+  std::string owners;
+  for (const auto& [name, entry] : solver_registry()) {
+    po::options_description d;
+    if (entry.add_options) entry.add_options(d);
+    if (d.find_nothrow(option, false)) owners += (owners.empty() ? "solver " : ", ") + name;
+  }
+  for (const auto& [name, entry] : problem_registry()) {
+    po::options_description d;
+    if (entry.add_options) entry.add_options(d);
+    if (d.find_nothrow(option, false)) owners += (owners.empty() ? "problem " : ", ") + name;
+  }
+  return owners;
+}
+
+std::string any_to_string(const boost::any& value) {
+  std::ostringstream out;
+  out.precision(17);
+  if (auto* s = boost::any_cast<std::string>(&value)) return *s;
+  if (auto* i = boost::any_cast<int>(&value)) out << *i;
+  else if (auto* l = boost::any_cast<int64_t>(&value)) out << *l;
+  else if (auto* u = boost::any_cast<uint64_t>(&value)) out << *u;
+  else if (auto* d = boost::any_cast<double>(&value)) out << *d;
+  else if (auto* b = boost::any_cast<bool>(&value)) out << (*b ? "true" : "false");
+  else out << "?";
+  return out.str();
+}
+
+std::string resolved_ini(const po::variables_map& vm) {
+  std::ostringstream out;
+  out << "# ddtrain resolved options (defaults included); usable as --config\n";
+  for (const auto& [key, value] : vm) {
+    if (key == "config" || key == "help" || key == "out" || key == "overwrite") continue;
+    if (value.empty()) continue;
+    // bool_switch options that are off are written as comments (INI switches need a value).
+    out << key << " = " << any_to_string(value.value()) << "\n";
+  }
+  return out.str();
+}
+
+torch::Device parse_device(const std::string& text, const CommunicatorPtr& world) {
+  if (text == "cpu") return torch::kCPU;
+  DDTRAIN_CHECK(text == "cuda" || text.rfind("cuda:", 0) == 0, InvalidArgument, "--device '", text,
+                "' is not a device (accepted: cpu, cuda, cuda:N)");
+  DDTRAIN_CHECK(torch::cuda::is_available(), InvalidArgument, "--device ", text,
+                ": no CUDA device is available (this LibTorch has no CUDA support or no GPU is present)");
+  const int count = static_cast<int>(torch::cuda::device_count());
+  if (text == "cuda") {
+    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    const int local_rank = local ? std::atoi(local) : world->rank();
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank % count));
+  }
+  int index = -1;
+  try {
+    index = std::stoi(text.substr(5));
+  } catch (const std::exception&) {
+  }
+  DDTRAIN_CHECK(index >= 0 && index < count, InvalidArgument, "--device ", text,
+                ": no such GPU (", count, " present)");
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+int default_threads() {
+  const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+  const int local_ranks = local ? std::max(1, std::atoi(local)) : 1;
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / local_ranks);
+}
+
+}  // namespace
+
+void print_train_help(const std::string& solver, const std::string& problem) {
+  std::cout << "Usage: ddtrain train [--problem NAME] [--solver NAME] [options]\n"
+               "       mpirun -np P ddtrain train ...   (data-parallel / subdomain-parallel)\n\n"
+               "Problems: " << problem_names() << "\nSolvers:  " << solver_names() << "\n\n";
+  std::cout << common_options() << "\n";
+  for (const auto& [name, entry] : solver_registry()) {
+    if (!solver.empty() && name != solver) continue;
+    po::options_description d("Solver '" + name + "': " + entry.summary);
+    if (entry.add_options) entry.add_options(d);
+    std::cout << d << "\n";
+  }
+  for (const auto& [name, entry] : problem_registry()) {
+    if (!problem.empty() && name != problem) continue;
+    po::options_description d("Problem '" + name + "': " + entry.summary);
+    if (entry.add_options) entry.add_options(d);
+    std::cout << d << "\n";
+  }
+}
+
+TrainSetup parse_train_setup(const std::vector<std::string>& args) {
+  TrainSetup setup;
+  // Pass 1: which solver and problem (their options join the parser in pass 2).
+  po::variables_map first;
+  try {
+    po::store(po::command_line_parser(args).options(common_options()).allow_unregistered().run(), first);
+    if (first.count("config")) {
+      std::ifstream config(first["config"].as<std::string>());
+      DDTRAIN_CHECK(config.good(), IoError, "cannot read --config '", first["config"].as<std::string>(), "'");
+      po::store(po::parse_config_file(config, common_options(), true), first);
+    }
+  } catch (const po::error& e) {
+    throw InvalidArgument(e.what());
+  }
+  const std::string solver_name = first["solver"].as<std::string>();
+  const std::string problem_name = first["problem"].as<std::string>();
+  if (first.count("help")) {
+    print_train_help(first["solver"].defaulted() ? "" : solver_name,
+                     first["problem"].defaulted() ? "" : problem_name);
+    setup.help_requested = true;
+    return setup;
+  }
+  const SolverEntry& solver = find_solver(solver_name);
+  const ProblemEntry& problem = find_problem(problem_name);
+  const po::options_description options = full_options(solver, problem);
+
+  // Pass 2: strict.
+  po::variables_map& vm = setup.vm;
+  try {
+    po::parsed_options parsed = po::command_line_parser(args).options(options).run();
+    po::store(parsed, vm);
+    if (vm.count("config")) {
+      const std::string path = vm["config"].as<std::string>();
+      std::ifstream config(path);
+      DDTRAIN_CHECK(config.good(), IoError, "cannot read --config '", path, "'");
+      try {
+        po::store(po::parse_config_file(config, options, false), vm);
+      } catch (const po::error& e) {
+        throw InvalidArgument("--config '" + path + "': " + e.what());
+      }
+    }
+    po::notify(vm);
+  } catch (const po::unknown_option& e) {
+    std::string option = e.get_option_name();
+    while (!option.empty() && option[0] == '-') option.erase(0, 1);
+    const std::string owners = owners_of(option);
+    if (!owners.empty())
+      throw InvalidArgument("option '--" + option + "' does not apply to solver '" + solver_name +
+                            "' with problem '" + problem_name + "' (it belongs to " + owners + ")");
+    throw InvalidArgument(std::string(e.what()) + " (see ddtrain train --help)");
+  } catch (const po::error& e) {
+    throw InvalidArgument(e.what());
+  }
+  setup.problem = problem_name;
+  setup.solver = solver_name;
+  if (vm.count("out")) setup.out = vm["out"].as<std::string>();
+  setup.overwrite = vm["overwrite"].as<bool>();
+  setup.quiet = vm["quiet"].as<bool>();
+  setup.verbose = vm["verbose"].as<bool>();
+  DDTRAIN_CHECK(!(setup.quiet && setup.verbose), InvalidArgument, "--quiet and --verbose exclude each other");
+  setup.progress_every = vm["progress-every"].as<int64_t>();
+  DDTRAIN_CHECK(setup.progress_every >= 1, InvalidArgument, "--progress-every must be >= 1");
+  setup.ensemble = vm["ensemble"].as<bool>();
+
+  TrainOptions& t = setup.train;
+  t.epochs = vm["epochs"].as<int64_t>();
+  t.max_iterations = vm["max-iterations"].as<int64_t>();
+  t.time_limit_s = vm["time-limit"].as<double>();
+  t.seed = vm["seed"].as<uint64_t>();
+  t.metric_every = vm["metric-every"].as<int64_t>();
+  if (vm.count("batch-size")) t.batch_size = vm["batch-size"].as<int64_t>();
+  if (vm.count("target")) t.target = vm["target"].as<double>();
+  const std::string invalid = t.validate();
+  DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
+  DDTRAIN_CHECK(vm["threads"].as<int>() >= 0, InvalidArgument, "--threads must be >= 0");
+  DDTRAIN_CHECK(vm["overlap"].as<int>() >= 0, InvalidArgument, "--overlap must be >= 0");
+  if (vm.count("subdomains"))
+    DDTRAIN_CHECK(vm["subdomains"].as<int>() >= 1, InvalidArgument, "--subdomains must be >= 1, got ",
+                  vm["subdomains"].as<int>());
+  const std::string precision = vm["precision"].as<std::string>();
+  DDTRAIN_CHECK(precision == "float32" || precision == "float64", InvalidArgument, "--precision '",
+                precision, "' (accepted: float32, float64)");
+  setup.config_ini = resolved_ini(vm);
+  return setup;
+}
+
+Run build_run(const TrainSetup& setup) {
+  const po::variables_map& vm = setup.vm;
+  const SolverEntry& solver_entry = find_solver(setup.solver);
+  const ProblemEntry& problem_entry = find_problem(setup.problem);
+  Run run;
+  run.train = setup.train;
+  const std::string device_text = vm["device"].as<std::string>();
+  // The backend choice needs the device kind; the device index needs the rank.
+  const torch::Device kind = device_text == "cpu" ? torch::Device(torch::kCPU) : torch::Device(torch::kCUDA);
+  run.world = make_communicator(parse_comm_backend(vm["comm"].as<std::string>()), kind);
+  const torch::Device device = parse_device(device_text, run.world);
+  const int threads = vm["threads"].as<int>() > 0 ? vm["threads"].as<int>() : default_threads();
+  torch::set_num_threads(threads);
+
+  CommunicatorPtr training_world = setup.ensemble ? std::make_shared<SelfComm>() : run.world;
+  const int data_parallel =
+      setup.ensemble || !solver_entry.data_parallel ? 0 : solver_entry.data_parallel(vm, run.world->size());
+  run.layout = make_layout(training_world, data_parallel);
+
+  RunSetup& rs = run.run_setup;
+  rs.device = device;
+  rs.dtype = vm["precision"].as<std::string>() == "float64" ? torch::kFloat64 : torch::kFloat32;
+  rs.seed = setup.train.seed + (setup.ensemble ? 1000003ULL * run.world->rank() : 0);
+  rs.shard = {run.layout.data->rank(), run.layout.data->size()};
+  rs.world_size = run.world->size();
+  rs.rank = run.world->rank();
+  run.problem = problem_entry.make(vm, rs);
+  run.solver = solver_entry.make(vm);
+
+  if (run.problem->full_batch()) {
+    DDTRAIN_CHECK(!vm.count("batch-size"), InvalidArgument, "--batch-size does not apply to the full-batch problem '",
+                  setup.problem, "'");
+  }
+  const bool parameter_subdomains = run.solver->needs_partition();
+  const bool data_subdomains = run.solver->needs_data_subdomains();
+  DDTRAIN_CHECK(parameter_subdomains || !(vm.count("partition") || !vm["overlap"].defaulted()),
+                InvalidArgument, "--partition/--overlap apply only to parameter-subdomain solvers (plbfgs, apts), not '",
+                setup.solver, "'");
+  DDTRAIN_CHECK(parameter_subdomains || data_subdomains || !vm.count("subdomains"), InvalidArgument,
+                "--subdomains does not apply to solver '", setup.solver, "'");
+  std::ostringstream describe;
+  describe << device.str() << ", " << vm["precision"].as<std::string>();
+  if (parameter_subdomains) {
+    const auto& layers = run.problem->parameters().layers();
+    const int overlap = vm["overlap"].as<int>();
+    if (vm.count("partition")) {
+      DDTRAIN_CHECK(!vm.count("subdomains"), InvalidArgument, "give either --subdomains or --partition, not both");
+      run.partition = Partition::from_spec(layers, vm["partition"].as<std::string>(), overlap);
+    } else {
+      const int count = vm.count("subdomains")
+                            ? vm["subdomains"].as<int>()
+                            : std::max(run.layout.groups, std::min(3, static_cast<int>(layers.size())));
+      run.partition = Partition::layerwise(layers, count, overlap);
+    }
+    DDTRAIN_CHECK(run.layout.groups <= run.partition->size(), InvalidArgument, "more rank groups (",
+                  run.layout.groups, ") than subdomains (", run.partition->size(),
+                  "): use at most as many ranks as subdomains, or --data-parallel D");
+    describe << ", " << run.partition->describe();
+  }
+  if (data_subdomains) {
+    TrainOptions& t = run.train;
+    if (vm.count("subdomains")) t.data_subdomains = vm["subdomains"].as<int>();
+    DDTRAIN_CHECK(t.data_subdomains == 0 || t.data_subdomains >= run.layout.data->size(), InvalidArgument,
+                  "--subdomains ", t.data_subdomains, " is smaller than the number of ranks (",
+                  run.layout.data->size(), "): every rank needs a micro-batch");
+  }
+  run.describe = describe.str();
+  return run;
+}
+
+nlohmann::json run_summary_json(const TrainSetup& setup, const Run& run, const Summary& summary) {
+  nlohmann::json j = summary_json(summary);
+  j["problem"] = setup.problem;
+  j["solver"] = setup.solver;
+  if (setup.vm.count("variant")) j["variant"] = setup.vm["variant"].as<std::string>();
+  j["ranks"] = run.world ? run.world->size() : 1;
+  j["groups"] = run.layout.groups;
+  j["data_parallel"] = run.layout.data ? run.layout.data->size() : 1;
+  j["ensemble"] = setup.ensemble;
+  j["precision"] = setup.vm["precision"].as<std::string>();
+  j["device"] = run.run_setup.device.str();
+  j["seed"] = setup.train.seed;
+  if (run.partition) j["partition"] = run.partition->describe();
+  j["environment"] = environment_json();
+  return j;
+}
+
+}  // namespace ddtrain::cli

@@ -1,0 +1,57 @@
+#pragma once
+// Option parsing and run construction shared by `ddtrain train` and `ddtrain compare`.
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ddtrain/partition.hpp"
+#include "ddtrain/train.hpp"
+#include "registry.hpp"
+
+namespace ddtrain::cli {
+
+struct TrainSetup {
+  bool help_requested = false;
+  std::string problem = "poisson1d";
+  std::string solver = "lbfgs";
+  std::filesystem::path out;
+  bool overwrite = false;
+  bool quiet = false;
+  bool verbose = false;
+  int64_t progress_every = 10;
+  bool ensemble = false;
+  TrainOptions train;
+  po::variables_map vm;
+  std::string config_ini;  ///< the resolved options, as written to DIR/config.ini
+};
+
+/// Parses `args` (without the subcommand) and an optional --config INI file; prints --help.
+/// Throws InvalidArgument with one clear line for anything unknown, malformed or out of range.
+TrainSetup parse_train_setup(const std::vector<std::string>& args);
+
+/// Everything a training run needs, constructed from a setup.
+struct Run {
+  CommunicatorPtr world;  ///< all processes
+  Layout layout;          ///< training layout (SelfComm-based in ensemble mode)
+  ProblemPtr problem;
+  SolverPtr solver;
+  std::optional<Partition> partition;
+  TrainOptions train;     ///< the setup's options, completed (data subdomains)
+  std::string describe;   ///< device, precision, partition
+  RunSetup run_setup;
+  /// Problem-specific outputs (e.g. the predicted field) into the results directory.
+  std::function<void(const std::filesystem::path&)> write_extra_outputs = [](const auto&) {};
+};
+Run build_run(const TrainSetup& setup);
+
+/// summary.json: the run's identity, its Summary, and the environment.
+nlohmann::json run_summary_json(const TrainSetup& setup, const Run& run, const Summary& summary);
+
+/// Prints the option reference (common, solvers, problems).
+void print_train_help(const std::string& solver, const std::string& problem);
+
+}  // namespace ddtrain::cli
