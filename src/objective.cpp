@@ -21,6 +21,9 @@ void LocalObjective::commit(const torch::Tensor& x) {
 double LocalObjective::evaluate(const torch::Tensor& x, torch::Tensor* gradient) {
   count(gradient != nullptr);
   commit(x);
+  // Solvers run their vector algebra under NoGradGuard; the closure needs autograd (PINN
+  // residuals differentiate with respect to the inputs even for a loss-only evaluation).
+  torch::AutoGradMode grad_mode(true);
   if (gradient == nullptr) {
     // Loss only: no graph over the parameters (input derivatives of PINNs still work).
     torch::Tensor loss = closure_();
