@@ -1,4 +1,5 @@
 #include <cmath>
+#include <limits>
 
 #include "ddtrain/error.hpp"
 #include "ddtrain/solvers/data_parallel.hpp"
@@ -145,7 +146,6 @@ void Lbfgs::reset() {
 StepSummary Lbfgs::step(StepContext& context, torch::Tensor& x) {
   Objective& objective = *context.objective;
   StepSummary summary;
-  torch::NoGradGuard no_grad;
   const bool cache_valid = cached_ && cached_batch_ == context.batch_id &&
                            cached_x_.sizes() == x.sizes() && torch::equal(cached_x_, x);
   if (!cache_valid) {
@@ -169,9 +169,10 @@ StepSummary Lbfgs::step(StepContext& context, torch::Tensor& x) {
   }
 
   LineSearchResult search;
+  double slope = 0;
   for (int attempt = 0; attempt < 2; ++attempt) {
     torch::Tensor direction = memory_.apply_inverse_hessian(gradient_).neg_();
-    double slope = gradient_.dot(direction).item<double>();
+    slope = gradient_.dot(direction).item<double>();
     if (!(slope < 0)) {  // not a descent direction: restart from steepest descent
       memory_.reset();
       direction = gradient_.neg();
@@ -208,8 +209,15 @@ StepSummary Lbfgs::step(StepContext& context, torch::Tensor& x) {
   summary.loss = loss_;
   summary.gradient_norm = gradient_.norm().item<double>();
   if (!search.decreased) {
-    summary.termination = Termination::kLineSearchFailure;
-    summary.message = "line search found no decrease along steepest descent";
+    // A predicted decrease below the rounding of f cannot be observed: that is convergence.
+    const double rounding = 100 * std::numeric_limits<double>::epsilon() * std::max(1.0, std::abs(loss_));
+    if (std::abs(slope) <= rounding) {
+      summary.termination = Termination::kConverged;
+      summary.message = "no decrease measurable at machine precision";
+    } else {
+      summary.termination = Termination::kLineSearchFailure;
+      summary.message = "line search found no decrease along steepest descent";
+    }
   }
   cached_ = true;
   cached_batch_ = context.batch_id;
