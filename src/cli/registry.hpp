@@ -30,6 +30,9 @@ struct RunSetup {
   Shard shard;                  ///< this process's data shard
   int world_size = 1;
   int rank = 0;
+  /// The data-parallel communicator of this rank (Layout::data); problems that communicate
+  /// inside their loss (synchronized batch norm) use it. Null = not provided.
+  CommunicatorPtr data_comm;
 };
 
 struct SolverEntry {
