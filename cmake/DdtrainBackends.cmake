@@ -66,6 +66,7 @@ if(DDTRAIN_WITH_NCCL)
   target_include_directories(ddtrain_nccl_core PUBLIC ${PROJECT_SOURCE_DIR}/include ${NCCL_INCLUDE_DIR})
   target_link_libraries(ddtrain_nccl_core PUBLIC CUDA::cudart ${NCCL_LIBRARY} MPI::MPI_CXX)
   set_target_properties(ddtrain_nccl_core PROPERTIES POSITION_INDEPENDENT_CODE ON)
+  target_compile_options(ddtrain_nccl_core PRIVATE -Wall -Wextra -Wno-unused-parameter)
 endif()
 
 message(STATUS "ddtrain: MPI=${DDTRAIN_WITH_MPI} CUDA=${DDTRAIN_WITH_CUDA} NCCL=${DDTRAIN_WITH_NCCL} "

@@ -28,7 +28,8 @@ class Communicator {
   /// caller). One allreduce; the result is identical on every rank.
   void accumulate(torch::Tensor& correction) { allreduce_sum(correction); }
   /// Sum of a scalar over ranks, in float64 (for decisions all ranks must take identically).
-  double allreduce_sum(double value);
+  /// Virtual so a device backend (NcclComm) can reduce host scalars over its host transport.
+  virtual double allreduce_sum(double value);
   /// Aborts the whole job (all ranks) after a fatal error on this rank; used by the CLI.
   virtual void abort(int exit_code) = 0;
 };

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# The GPU check in one call: builds ddtrain with the CUDA device path and the NCCL backend
+# against the machine's CUDA LibTorch, runs every test (all CPU tests, the GPU tests, the MPI
+# tests under mpirun) and prints the versions. Exits non-zero on any failure, including GPU
+# tests that skipped although a GPU is present.
+#
+# Usage:  scripts/gpu-check.sh [BUILD_DIR]          (default: build-gpu)
+# Environment (all optional):
+#   TORCH_PYTHON  python of the CUDA LibTorch      (default /opt/torch/.venv/bin/python)
+#   CUDA_HOME     CUDA toolkit with nccl.h/libnccl (default /usr/local/cuda)
+#   JOBS          build and ctest parallelism      (default: nproc)
+#   SKIP_BUILD=1  only run the tests of an existing BUILD_DIR
+#   CTEST_ARGS    extra ctest arguments, e.g. "-R Nccl"
+#   GPU_TESTS     gtest filter of the unit tests that need a GPU and must not skip when one is
+#                 visible (default '*OnDevice.*': GPU test suites are named ...OnDevice)
+#
+# What it assumes of the GPU machine (it has no network, so nothing can be downloaded):
+#   Ubuntu 24.04, an NVIDIA driver + GPU, the CUDA toolkit and NCCL under $CUDA_HOME, a CUDA
+#   build of PyTorch 2.x in /opt/torch/.venv (its share/cmake gives LibTorch), cmake >= 3.18,
+#   ninja (else make), a C++17 compiler, and these distribution packages:
+#     libeigen3-dev libboost-program-options-dev libgtest-dev libmatio-dev nlohmann-json3-dev
+#     zlib1g-dev libopenmpi-dev openmpi-bin pkg-config
+#   Missing packages are installed with apt-get when apt works there (local mirror or cache);
+#   otherwise they are named and the configure step reports what CMake could not find.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+BUILD_DIR=${1:-build-gpu}
+TORCH_PYTHON=${TORCH_PYTHON:-/opt/torch/.venv/bin/python}
+CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+JOBS=${JOBS:-$(nproc)}
+export PATH="$CUDA_HOME/bin:$PATH"
+export CUDACXX=${CUDACXX:-$CUDA_HOME/bin/nvcc}  # LibTorch's CMake enables the CUDA language
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+if [[ $(id -u) -eq 0 ]]; then  # mpirun refuses root without these (the device machine runs as root)
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+
+section() { printf '\n==== %s\n' "$*"; }
+fail() { printf '\ngpu-check: FAILED: %s\n' "$*" >&2; exit 1; }
+
+section "versions"
+if command -v nvidia-smi >/dev/null; then
+  nvidia-smi --query-gpu=index,name,driver_version,memory.total,compute_cap --format=csv,noheader ||
+    echo "nvidia-smi: failed"
+else
+  echo "nvidia-smi: not found"
+fi
+if command -v nvcc >/dev/null; then nvcc --version | tail -n 2; else echo "nvcc: not found in $CUDA_HOME/bin"; fi
+nccl_header="$CUDA_HOME/include/nccl.h"
+if [[ -f $nccl_header ]]; then
+  awk '/#define NCCL_(MAJOR|MINOR|PATCH) /{v[$2]=$3} END{printf "NCCL (nccl.h): %s.%s.%s\n", v["NCCL_MAJOR"], v["NCCL_MINOR"], v["NCCL_PATCH"]}' "$nccl_header"
+else
+  echo "NCCL: no $nccl_header"
+fi
+[[ -x $TORCH_PYTHON ]] || fail "no python at TORCH_PYTHON=$TORCH_PYTHON (set it to the CUDA PyTorch's python)"
+"$TORCH_PYTHON" - <<'PY'
+import torch
+print(f"torch {torch.__version__}, built with CUDA {torch.version.cuda}, "
+      f"cxx11 ABI {torch._C._GLIBCXX_USE_CXX11_ABI}, visible GPUs {torch.cuda.device_count()}")
+if torch.cuda.is_available():
+    print(f"torch's NCCL {'.'.join(map(str, torch.cuda.nccl.version()))}")
+PY
+cmake --version | head -n 1
+command -v ninja >/dev/null && echo "ninja $(ninja --version)"
+command -v mpirun >/dev/null && mpirun --version 2>/dev/null | head -n 1
+c++ --version | head -n 1
+
+gpu_count=0
+if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+  gpu_count=$(nvidia-smi -L | grep -c '^GPU ' || true)
+fi
+echo "GPUs: $gpu_count"
+
+section "dependencies"
+packages=(libeigen3-dev libboost-program-options-dev libgtest-dev libmatio-dev nlohmann-json3-dev
+          zlib1g-dev libopenmpi-dev openmpi-bin pkg-config)
+missing=()
+if command -v dpkg-query >/dev/null; then
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+fi
+if ((${#missing[@]})); then
+  echo "missing: ${missing[*]}"
+  SUDO=; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  if timeout 120 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
+     { timeout 120 $SUDO apt-get update -qq && timeout 300 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; }; then
+    echo "installed: ${missing[*]}"
+  else
+    echo "apt-get could not install them (no network?); configuring anyway, CMake will say what is missing"
+  fi
+else
+  echo "all present: ${packages[*]}"
+fi
+
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+  section "configure"
+  torch_prefix=$("$TORCH_PYTHON" -c 'import torch; print(torch.utils.cmake_prefix_path)')
+  generator=(); command -v ninja >/dev/null && generator=(-G Ninja)
+  if [[ -z ${TORCH_CUDA_ARCH_LIST:-} ]] && command -v nvidia-smi >/dev/null; then
+    # LibTorch's CMake otherwise guesses the architectures (and warns); take the GPU's own.
+    TORCH_CUDA_ARCH_LIST=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | sort -u | paste -sd';' || true)
+    export TORCH_CUDA_ARCH_LIST
+  fi
+  if [[ -f $BUILD_DIR/CMakeCache.txt ]] && ! grep -q '^CMAKE_GENERATOR:INTERNAL=Ninja' "$BUILD_DIR/CMakeCache.txt" &&
+     ((${#generator[@]})); then
+    fail "$BUILD_DIR was configured with another generator; remove it or pass another BUILD_DIR"
+  fi
+  mkdir -p "$BUILD_DIR"
+  configure_log="$BUILD_DIR/configure.log"
+  cmake -S . -B "$BUILD_DIR" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
+        -DDDTRAIN_WITH_CUDA=ON -DDDTRAIN_WITH_MPI=ON -DDDTRAIN_WITH_NCCL=ON \
+        -DCMAKE_PREFIX_PATH="$torch_prefix" -DCUDAToolkit_ROOT="$CUDA_HOME" 2>&1 | tee "$configure_log" ||
+    fail "configure (see $configure_log)"
+  grep -q 'ddtrain: .*NCCL=ON .*LibTorch CUDA=ON' "$configure_log" ||
+    fail "configure did not enable NCCL with a CUDA LibTorch (status line above)"
+
+  section "build"
+  cmake --build "$BUILD_DIR" --parallel "$JOBS" || fail "build"
+fi
+
+section "tests"
+ctest --test-dir "$BUILD_DIR" --output-on-failure --parallel "$JOBS" --timeout 900 ${CTEST_ARGS:-} ||
+  fail "ctest"
+
+if ((gpu_count > 0)); then
+  section "GPU tests must have run, not skipped"
+  gpu_log="$BUILD_DIR/gpu-tests.log"
+  "$BUILD_DIR/tests/ddtrain_unit_tests" --gtest_filter="${GPU_TESTS:-*OnDevice.*}" \
+    2>&1 | tee "$gpu_log" || fail "GPU unit tests"
+  ! grep -q '^\[  SKIPPED \]' "$gpu_log" || fail "GPU tests skipped although $gpu_count GPU(s) are visible"
+  grep -q '^\[  PASSED  \] [1-9]' "$gpu_log" || fail "no GPU unit test ran"
+else
+  echo "gpu-check: no GPU visible, so the GPU tests skipped: this run checks the build only" >&2
+  exit 3
+fi
+
+section "gpu-check: all passed"
