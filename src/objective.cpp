@@ -21,6 +21,9 @@ void LocalObjective::commit(const torch::Tensor& x) {
 double LocalObjective::evaluate(const torch::Tensor& x, torch::Tensor* gradient) {
   count(gradient != nullptr);
   commit(x);
+  // Solvers call evaluate under NoGradGuard; the closure needs autograd all the same (for the
+  // parameter gradient, and for input derivatives of PINN losses).
+  torch::AutoGradMode enable_grad(true);
   if (gradient == nullptr) {
     // Loss only: no graph over the parameters (input derivatives of PINNs still work).
     torch::Tensor loss = closure_();
