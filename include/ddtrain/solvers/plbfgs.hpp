@@ -1,0 +1,147 @@
+#pragma once
+// Preconditioned L-BFGS over parameter subdomains (ALGORITHMS.md §2): a nonlinear additive
+// (ASPQN) or multiplicative (MSPQN) Schwarz preconditioner over the partition's subdomains,
+// followed by a right-preconditioned global L-BFGS step with a strong-Wolfe line search.
+//
+// One outer iteration from θ_k:
+//   1. preconditioner, θ_k -> θ_{k+½}:
+//      additive: every subdomain this rank owns is solved from θ_k (k_loc local steps on the
+//        full loss, other parameters frozen); the corrections are accumulated over
+//        context.accumulate_comm (one collective) and combined (sum / sequential / weighted);
+//      multiplicative: a Gauss–Seidel sweep s = 0..N-1 on every rank, each local solve
+//        data-parallel through context.objective.
+//   2. global step at θ_{k+½}: g_k = ∇L(θ_{k+½}); for k >= 1 the pair
+//      s = θ_k − θ_{k−½} (the previous GLOBAL step), y = g_k − g_{k−1} is pushed; p = −H g_k;
+//      strong-Wolfe search from 1 (empty memory: scaled steepest descent).
+// A stage whose line search finds no decrease is skipped (the point is kept) and reported; the
+// step fails with kLineSearchFailure only when neither stage made progress.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ddtrain/solver.hpp"
+#include "ddtrain/solvers/lbfgs_memory.hpp"
+#include "ddtrain/solvers/line_search.hpp"
+
+namespace ddtrain {
+
+enum class PlbfgsVariant { kAdditive, kMultiplicative };
+PlbfgsVariant parse_plbfgs_variant(const std::string& name);  // "additive" | "multiplicative"
+
+enum class LocalSolverType { kLbfgs, kAdam, kSgd };
+LocalSolverType parse_local_solver(const std::string& name);  // "lbfgs" | "adam" | "sgd"
+
+/// How the additive variant turns the subdomain corrections c_s into θ_{k+½}.
+enum class CorrectionCombination {
+  /// c = Σ_s c_s (divided element-wise by the partition's multiplicity when subdomains
+  /// overlap); one strong-Wolfe search along c from α = 1.
+  kSum,
+  /// The c_s applied one after another (s = 0..N-1), each with its own strong-Wolfe search
+  /// from 1 starting where the previous one ended.
+  kSequential,
+  /// One weight per subdomain: β ≈ argmin_β L(θ_k + Σ_s β_s ĉ_s) (ĉ_s = c_s / multiplicity),
+  /// found by `weight_iterations` L-BFGS iterations on β ∈ R^N from β = 1 (the sum), using
+  /// ∂/∂β_s = ĉ_sᵀ∇L; θ_{k+½} is the evaluated point of lowest loss.
+  kWeighted,
+};
+CorrectionCombination parse_combination(const std::string& name);  // "sum" | "sequential" | "weighted"
+
+/// Which curvature pair the global L-BFGS memory receives each outer iteration.
+enum class SecantPair {
+  /// ALGORITHMS.md §2: s = θ_k − θ_{k−½} (the previous global step only) and
+  /// y = ∇L(θ_{k+½}) − ∇L(θ_{k−½}) (gradients at consecutive preconditioned points).
+  kPreconditionedPoints,
+  /// The global step's own pair: s = θ_{k+1} − θ_{k+½}, y = ∇L(θ_{k+1}) − ∇L(θ_{k+½}), both
+  /// from the line search at no extra cost (consistent: strong Wolfe gives yᵀs > 0).
+  kGlobalStep,
+};
+SecantPair parse_secant_pair(const std::string& name);  // "preconditioned" | "global"
+
+struct PlbfgsOptions {
+  PlbfgsVariant variant = PlbfgsVariant::kAdditive;  ///< --variant
+  LocalSolverType local_solver = LocalSolverType::kLbfgs;  ///< --local-solver
+  int local_steps = 10;          ///< --local-steps: local optimizer steps k_loc per subdomain solve
+  int local_history = 10;        ///< --local-history: local L-BFGS memory pairs
+  LineSearchOptions local_line_search;  ///< local L-BFGS line search (strong Wolfe)
+  /// --local-lr: Adam / SGD learning rate, L-BFGS initial trial step; 0 = the local solver's
+  /// default (Adam 1e-3, SGD 1e-2, L-BFGS 1).
+  double local_learning_rate = 0;
+  /// Forget local memories (L-BFGS pairs, Adam moments) before every local solve; false
+  /// (--keep-local-memory) keeps one memory per subdomain across outer iterations.
+  bool reset_local_memory = true;
+  int history = 10;              ///< --history: global L-BFGS memory pairs m
+  LineSearchOptions line_search; ///< global line searches (strong Wolfe, c1 1e-4, c2 0.9)
+  SecantPair secant_pair = SecantPair::kPreconditionedPoints;  ///< --secant-pair
+  CorrectionCombination combination = CorrectionCombination::kSum;  ///< --combination (additive)
+  int weight_iterations = 5;     ///< --weight-iterations: L-BFGS iterations on β (weighted)
+  double gradient_tolerance = 1e-12;  ///< converged if max|∇L| <= this (also local solves)
+  std::string validate() const;
+};
+
+class Plbfgs final : public Solver {
+ public:
+  explicit Plbfgs(PlbfgsOptions options = {});
+  ~Plbfgs() override;
+  std::string name() const override { return "plbfgs"; }
+  bool needs_partition() const override { return true; }
+  StepSummary step(StepContext& context, torch::Tensor& x) override;
+  void reset() override;
+  /// Global memory, previous step and gradient, iteration count and, with
+  /// reset_local_memory == false, the local memories of the subdomains this rank solved.
+  void save_state(torch::serialize::OutputArchive& archive) const override;
+  void load_state(torch::serialize::InputArchive& archive) override;
+
+  const PlbfgsOptions& options() const { return options_; }
+  const LbfgsMemory& memory() const { return memory_; }
+
+  /// The additive preconditioner's combined correction at x for the "sum" combination:
+  /// Σ_s c_s over all subdomains (this rank solves the ones it owns, then one accumulate over
+  /// context.accumulate_comm), divided by the multiplicity where subdomains overlap.
+  /// `local_evaluations` (optional) receives this rank's local gradient evaluations.
+  torch::Tensor additive_correction(StepContext& context, const torch::Tensor& x,
+                                    int64_t* local_evaluations = nullptr);
+
+ private:
+  class Corrections;
+  struct Stage;
+
+  void check_context(const StepContext& context, const torch::Tensor& x) const;
+  void prepare(const StepContext& context, const torch::Tensor& x);
+  /// Solves subdomain s from x; returns R_s(φ_s − x) and adds its evaluations to `stage`.
+  torch::Tensor solve_local(StepContext& context, int s, const torch::Tensor& x, Stage& stage);
+  /// Corrections of the owned subdomains, accumulated: every rank then holds every c_s.
+  Corrections gather_corrections(StepContext& context, const torch::Tensor& x, Stage& stage);
+  void additive_stage(StepContext& context, torch::Tensor& x, Stage& stage);
+  void multiplicative_stage(StepContext& context, torch::Tensor& x, Stage& stage);
+  void global_stage(StepContext& context, torch::Tensor& x, Stage& stage);
+  /// Strong-Wolfe search along d from x (loss_, gradient_ at x); moves x on a decrease.
+  bool search_along(Objective& objective, torch::Tensor& x, const torch::Tensor& d, double t0,
+                    Stage& stage);
+  Solver& local_solver(int s);
+
+  PlbfgsOptions options_;
+  LbfgsMemory memory_;
+  CommunicatorPtr self_;
+  // Loss and gradient at the current x (valid for cached_x_ on batch cached_batch_).
+  bool cached_ = false;
+  uint64_t cached_batch_ = 0;
+  torch::Tensor cached_x_;
+  double loss_ = 0;
+  torch::Tensor gradient_;
+  // The previous global step θ_k − θ_{k−½} and the gradient at θ_{k−½}.
+  bool has_previous_ = false;
+  torch::Tensor previous_step_, previous_gradient_;
+  int64_t iterations_ = 0;
+  // Per-subdomain local optimizers (created on first use), and a unique id per local solve so
+  // their loss/gradient caches never outlive one solve.
+  std::vector<std::unique_ptr<Solver>> local_solvers_;
+  uint64_t local_solves_ = 0;
+  // Partition-derived data, rebuilt when the partition changes.
+  const Partition* partition_ = nullptr;
+  int partition_size_ = 0;
+  std::vector<int64_t> offsets_;  // slot of subdomain s in the packed correction vector
+  int64_t packed_size_ = 0;
+  torch::Tensor inverse_multiplicity_;  // undefined when the partition is disjoint
+};
+
+}  // namespace ddtrain
