@@ -190,6 +190,7 @@ void AllenCahnProblem::sample(int64_t round) {
     residual_bins_ = (residual_points_.detach().select(1, 1) * bins).floor().to(torch::kLong)
                          .clamp(0, bins - 1);
     residual_bin_counts_ = torch::bincount(residual_bins_, {}, bins).to(options_.dtype);
+    causal_weights_ = torch::Tensor();
   }
   if (options_.constraints == Constraints::kSoft) {
     const torch::Tensor x0 = draw({{-1.0}, {1.0}}, options_.n0, kInitialSet, initial_count_);
@@ -205,11 +206,16 @@ void AllenCahnProblem::sample(int64_t round) {
 }
 
 bool AllenCahnProblem::on_epoch_begin(int64_t epoch) {
-  if (options_.resample_every <= 0) return false;
-  const int64_t round = epoch / options_.resample_every;
-  if (round == round_) return false;
-  sample(round);
-  return true;
+  bool changed = false;
+  if (options_.resample_every > 0 && epoch / options_.resample_every != round_) {
+    sample(epoch / options_.resample_every);
+    changed = true;
+  }
+  if (options_.causal_epsilon > 0) {
+    causal_weights_ = torch::Tensor();  // renewed by the epoch's first loss evaluation
+    changed = true;
+  }
+  return changed;
 }
 
 torch::Tensor AllenCahnProblem::predict(const torch::Tensor& xt) {
@@ -221,16 +227,17 @@ torch::Tensor AllenCahnProblem::predict(const torch::Tensor& xt) {
   return (allen_cahn_initial_condition(x) + t * network_(features)).reshape({-1});
 }
 
-torch::Tensor AllenCahnProblem::residual_term(const torch::Tensor& squared_residual) const {
+torch::Tensor AllenCahnProblem::residual_term(const torch::Tensor& squared_residual) {
   if (options_.causal_epsilon <= 0) return squared_residual.sum() / residual_count_;
-  // Causal weights from the detached per-bin mean losses; exclusive cumulative sum: bin 0
-  // always has weight 1.
-  const int64_t bins = options_.causal_bins;
-  const torch::Tensor r2 = squared_residual.detach();
-  const torch::Tensor bin_mean = torch::zeros({bins}, r2.options()).index_add_(0, residual_bins_, r2) /
-                                 residual_bin_counts_.clamp_min(1);
-  const torch::Tensor weight = torch::exp(-options_.causal_epsilon * (bin_mean.cumsum(0) - bin_mean));
-  return (weight.index_select(0, residual_bins_) * squared_residual).sum() / residual_count_;
+  if (!causal_weights_.defined()) {
+    // From the detached per-bin mean losses; exclusive cumulative sum: bin 0 has weight 1.
+    const torch::Tensor r2 = squared_residual.detach();
+    const torch::Tensor bin_mean =
+        torch::zeros({options_.causal_bins}, r2.options()).index_add_(0, residual_bins_, r2) /
+        residual_bin_counts_.clamp_min(1);
+    causal_weights_ = torch::exp(-options_.causal_epsilon * (bin_mean.cumsum(0) - bin_mean));
+  }
+  return (causal_weights_.index_select(0, residual_bins_) * squared_residual).sum() / residual_count_;
 }
 
 torch::Tensor AllenCahnProblem::soft_constraint_terms() {

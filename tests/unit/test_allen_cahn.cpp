@@ -393,7 +393,20 @@ TEST(AllenCahnResampling, NewPointsAtEveryRoundAndOnResume) {
   EXPECT_TRUE(torch::equal(fixed.residual_points().detach(), round0));
 }
 
-TEST(AllenCahnCausal, WeightsBinsByTheResidualOfEarlierTimes) {
+/// Causal loss by hand: weights from the squared residuals `at_weights`, applied to `r2`.
+double causal_loss_by_hand(const torch::Tensor& at_weights, const torch::Tensor& r2,
+                           const torch::Tensor& bin, int bins, double epsilon) {
+  double loss = 0, earlier = 0;
+  for (int b = 0; b < bins; ++b) {
+    const torch::Tensor mask = bin == b;
+    EXPECT_GT(mask.sum().item<int64_t>(), 0);
+    loss += std::exp(-epsilon * earlier) * r2.masked_select(mask).sum().item<double>();
+    earlier += at_weights.masked_select(mask).mean().item<double>();
+  }
+  return loss / r2.numel();
+}
+
+TEST(AllenCahnCausal, WeightsBinsByTheResidualOfEarlierTimesFrozenPerEpoch) {
   AllenCahnOptions o = tiny_options();
   AllenCahnProblem plain(o, small_reference());
   o.causal_epsilon = 2.0;
@@ -401,23 +414,31 @@ TEST(AllenCahnCausal, WeightsBinsByTheResidualOfEarlierTimes) {
   AllenCahnProblem causal(o, small_reference());
 
   const torch::Tensor points = causal.residual_points();
-  const torch::Tensor r2 =
-      allen_cahn_residual([&](const torch::Tensor& xt) { return causal.predict(xt); }, points, 1e-4, 5.0)
-          .square()
-          .detach();
   const torch::Tensor bin = (points.detach().select(1, 1) * 4).floor().clamp(0, 3).to(torch::kLong);
-  std::vector<double> mean(4, 0.0);
-  double expected = 0, earlier = 0;
-  for (int b = 0; b < 4; ++b) {
-    const torch::Tensor in_bin = r2.masked_select(bin == b);
-    ASSERT_GT(in_bin.numel(), 0);
-    expected += std::exp(-2.0 * earlier) * in_bin.sum().item<double>();
-    earlier += in_bin.mean().item<double>();
-  }
-  expected /= points.size(0);
+  auto squared_residual = [&] {
+    auto u = [&](const torch::Tensor& xt) { return causal.predict(xt); };
+    return allen_cahn_residual(u, points, 1e-4, 5.0).square().detach();
+  };
+  const torch::Tensor r2_start = squared_residual();
   const double loss = causal.loss({}).item<double>();
+  const double expected = causal_loss_by_hand(r2_start, r2_start, bin, 4, 2.0);
   EXPECT_NEAR(loss, expected, 1e-13 * expected);
   EXPECT_LT(loss, plain.loss({}).item<double>());
+
+  // Within the epoch the weights stay those of its first evaluation ...
+  {
+    torch::NoGradGuard no_grad;
+    causal.parameters().values().mul_(1.1);
+  }
+  const torch::Tensor r2_moved = squared_residual();
+  const double frozen = causal_loss_by_hand(r2_start, r2_moved, bin, 4, 2.0);
+  EXPECT_NEAR(causal.loss({}).item<double>(), frozen, 1e-13 * frozen);
+  // ... and the next epoch reports a changed objective and renews them.
+  EXPECT_TRUE(causal.on_epoch_begin(1));
+  const double renewed = causal_loss_by_hand(r2_moved, r2_moved, bin, 4, 2.0);
+  EXPECT_GT(std::abs(renewed - frozen), 1e-6 * frozen);
+  EXPECT_NEAR(causal.loss({}).item<double>(), renewed, 1e-13 * renewed);
+  EXPECT_FALSE(plain.on_epoch_begin(1));
 }
 
 // ---- options --------------------------------------------------------------------------------
