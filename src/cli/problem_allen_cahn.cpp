@@ -1,0 +1,112 @@
+// CLI registration of the Allen–Cahn PINN problem.
+//
+// Options that other PINN problems share (--nf, --model, --depth, --width, --activation,
+// --scaling) are added with add_option_once and WITHOUT a default value, so whichever problem
+// registers them first, each problem falls back to its own documented default when the user
+// does not give them (and a default another registrant attached is ignored as well).
+#include <boost/any.hpp>
+
+#include "ddtrain/error.hpp"
+#include "ddtrain/problems/allen_cahn.hpp"
+#include "registry.hpp"
+
+namespace ddtrain::cli {
+namespace {
+
+bool given(const po::variables_map& vm, const char* name) {
+  return vm.count(name) > 0 && !vm[name].defaulted();
+}
+
+/// An integer option as given by the user, whatever integer type its registrant chose.
+int64_t integer_option(const po::variables_map& vm, const char* name, int64_t fallback) {
+  if (!given(vm, name)) return fallback;
+  const boost::any& value = vm[name].value();
+  if (const auto* v = boost::any_cast<int64_t>(&value)) return *v;
+  if (const auto* v = boost::any_cast<int>(&value)) return *v;
+  if (const auto* v = boost::any_cast<long long>(&value)) return *v;
+  if (const auto* v = boost::any_cast<unsigned>(&value)) return *v;
+  throw InvalidArgument(std::string("--") + name + " must be an integer");
+}
+
+std::string string_option(const po::variables_map& vm, const char* name, std::string fallback) {
+  return given(vm, name) ? vm[name].as<std::string>() : fallback;
+}
+
+double double_option(const po::variables_map& vm, const char* name, double fallback) {
+  return given(vm, name) ? vm[name].as<double>() : fallback;
+}
+
+void add_options(po::options_description& options) {
+  add_option_once(options, "nf", po::value<int64_t>(),
+                  "PINN residual (collocation) points (allen_cahn: 10000)");
+  add_option_once(options, "n0", po::value<int64_t>(),
+                  "initial-condition points, soft constraints (allen_cahn: 256)");
+  add_option_once(options, "nb", po::value<int64_t>(),
+                  "periodic boundary pairs, soft constraints (allen_cahn: 256)");
+  add_option_once(options, "sampling", po::value<std::string>(),
+                  "collocation sampling: uniform|lhs|grid (allen_cahn: uniform)");
+  add_option_once(options, "scaling", po::value<std::string>(),
+                  "points over ranks: strong = N in total split over ranks, weak = N per rank "
+                  "(allen_cahn: strong)");
+  add_option_once(options, "resample-every", po::value<int64_t>(),
+                  "draw new random points every k epochs; 0 = never (allen_cahn: 0)");
+  add_option_once(options, "constraints", po::value<std::string>(),
+                  "initial/boundary conditions: hard (built into the output) | soft (loss terms) "
+                  "(allen_cahn: hard)");
+  add_option_once(options, "ic-weight", po::value<double>(),
+                  "weight of the soft initial-condition term (allen_cahn: 100)");
+  add_option_once(options, "bc-weight", po::value<double>(),
+                  "weight of the soft periodic-boundary terms (allen_cahn: 1)");
+  add_option_once(options, "diffusion", po::value<double>(),
+                  "diffusion coefficient nu of the Allen-Cahn equation (allen_cahn: 1e-4)");
+  add_option_once(options, "causal-epsilon", po::value<double>(),
+                  "causal weighting in time, epsilon; 0 = off (allen_cahn: 0)");
+  add_option_once(options, "causal-bins", po::value<int64_t>(),
+                  "time bins of causal weighting (allen_cahn: 32)");
+  add_option_once(options, "reference", po::value<std::string>(),
+                  "reference solution FILE.mat (x, tt, uu); default: computed (allen_cahn)");
+  add_option_once(options, "model", po::value<std::string>(),
+                  "network: resnet|fc (allen_cahn: resnet)");
+  add_option_once(options, "depth", po::value<int64_t>(),
+                  "ResNet units / FC hidden layers (allen_cahn: 6)");
+  add_option_once(options, "width", po::value<int64_t>(), "neurons per layer (allen_cahn: 40)");
+  add_option_once(options, "activation", po::value<std::string>(),
+                  "tanh|relu|sigmoid|sin|gelu|softplus (allen_cahn: tanh)");
+}
+
+ProblemPtr make(const po::variables_map& vm, const RunSetup& setup) {
+  AllenCahnOptions o;
+  o.nf = integer_option(vm, "nf", o.nf);
+  o.n0 = integer_option(vm, "n0", o.n0);
+  o.nb = integer_option(vm, "nb", o.nb);
+  o.sampling = parse_sampling_method(string_option(vm, "sampling", to_string(o.sampling)));
+  o.scaling = parse_scaling(string_option(vm, "scaling", to_string(o.scaling)));
+  o.resample_every = integer_option(vm, "resample-every", o.resample_every);
+  o.constraints = parse_constraints(string_option(vm, "constraints", to_string(o.constraints)));
+  o.ic_weight = double_option(vm, "ic-weight", o.ic_weight);
+  o.bc_weight = double_option(vm, "bc-weight", o.bc_weight);
+  o.diffusion = double_option(vm, "diffusion", o.diffusion);
+  o.causal_epsilon = double_option(vm, "causal-epsilon", o.causal_epsilon);
+  o.causal_bins = integer_option(vm, "causal-bins", o.causal_bins);
+  o.reference_path = string_option(vm, "reference", o.reference_path);
+  o.model = string_option(vm, "model", o.model);
+  o.depth = integer_option(vm, "depth", o.depth);
+  o.width = integer_option(vm, "width", o.width);
+  o.activation = string_option(vm, "activation", o.activation);
+  o.device = setup.device;
+  o.dtype = setup.dtype;
+  o.seed = setup.seed;
+  o.shard = setup.shard;
+  const std::string invalid = o.validate();
+  DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
+  return std::make_unique<AllenCahnProblem>(o);
+}
+
+}  // namespace
+
+DDTRAIN_REGISTER_PROBLEM(ProblemEntry{
+    "allen_cahn",
+    "1D Allen-Cahn PINN (u_t - nu u_xx + 5u^3 - 5u = 0, periodic, ResNet 6x40); metric rel_l2",
+    add_options, make});
+
+}  // namespace ddtrain::cli

@@ -1,0 +1,302 @@
+#include "ddtrain/problems/allen_cahn.hpp"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+
+#include "ddtrain/error.hpp"
+#include "ddtrain/models.hpp"
+#include "ddtrain/models/resnet.hpp"
+#include "ddtrain/reference/mat_file.hpp"
+
+namespace ddtrain {
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+// Independent random streams drawn from the one user seed: three point sets per resampling
+// round (stream 3 * round + set), and the initial parameters far away from those.
+enum PointSet : uint64_t { kResidualSet = 0, kInitialSet = 1, kBoundarySet = 2, kPointSets = 3 };
+constexpr uint64_t kModelStream = 1ULL << 62;
+
+/// Xavier-normal weights and zero biases (the usual tanh-PINN initialization), drawn in float64
+/// from a generator of its own so the result depends only on the seed, not on torch's global
+/// generator or the dtype.
+void initialize_xavier(torch::nn::Module& module, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto generator = at::detail::createCPUGenerator(seed);
+  for (auto& item : module.named_parameters()) {
+    torch::Tensor& p = item.value();
+    if (p.dim() == 2) {
+      const double std = std::sqrt(2.0 / static_cast<double>(p.size(0) + p.size(1)));
+      p.copy_(torch::randn(p.sizes(), generator, torch::kFloat64) * std);
+    } else {
+      p.zero_();
+    }
+  }
+}
+
+std::string check_positive(int64_t value, const char* option) {
+  return value >= 1 ? "" : std::string(option) + " must be >= 1, got " + std::to_string(value);
+}
+
+}  // namespace
+
+Constraints parse_constraints(const std::string& name) {
+  if (name == "hard") return Constraints::kHard;
+  if (name == "soft") return Constraints::kSoft;
+  throw InvalidArgument("--constraints must be hard or soft, got '" + name + "'");
+}
+
+std::string to_string(Constraints constraints) {
+  return constraints == Constraints::kHard ? "hard" : "soft";
+}
+
+std::string AllenCahnOptions::validate() const {
+  if (!(diffusion >= 0) || !std::isfinite(diffusion)) return "--diffusion must be finite and >= 0";
+  if (!(reaction >= 0) || !std::isfinite(reaction)) return "the reaction coefficient must be finite and >= 0";
+  for (const std::string& e :
+       {check_positive(nf, "--nf"), check_positive(n0, "--n0"), check_positive(nb, "--nb")})
+    if (!e.empty()) return e;
+  if (!(ic_weight >= 0) || !std::isfinite(ic_weight)) return "--ic-weight must be finite and >= 0";
+  if (!(bc_weight >= 0) || !std::isfinite(bc_weight)) return "--bc-weight must be finite and >= 0";
+  if (resample_every < 0) return "--resample-every must be >= 0 (0 = never)";
+  if (resample_every > 0 && sampling == SamplingMethod::kGrid)
+    return "--resample-every needs random points (--sampling uniform or lhs), not a grid";
+  if (!(causal_epsilon >= 0) || !std::isfinite(causal_epsilon))
+    return "--causal-epsilon must be finite and >= 0 (0 = off)";
+  if (std::string e = check_positive(causal_bins, "--causal-bins"); !e.empty()) return e;
+  if (model != "resnet" && model != "fc") return "--model must be resnet or fc, got '" + model + "'";
+  if (std::string e = check_positive(depth, "--depth"); !e.empty()) return e;
+  if (std::string e = check_positive(width, "--width"); !e.empty()) return e;
+  try {
+    check_activation(activation);
+  } catch (const InvalidArgument& e) {
+    return std::string("--activation: ") + e.what();
+  }
+  if (dtype != torch::kFloat32 && dtype != torch::kFloat64)
+    return "--precision must be float32 or float64 for allen_cahn";
+  if (shard.count < 1 || shard.index < 0 || shard.index >= shard.count)
+    return "invalid shard " + std::to_string(shard.index) + " of " + std::to_string(shard.count);
+  return "";
+}
+
+torch::Tensor allen_cahn_initial_condition(const torch::Tensor& x) {
+  return x * x * torch::cos(kPi * x);
+}
+
+torch::Tensor allen_cahn_residual(const SpaceTimeFunction& u, const torch::Tensor& xt,
+                                  double diffusion, double reaction, bool create_graph) {
+  DDTRAIN_CHECK(xt.dim() == 2 && xt.size(1) == 2, InvalidArgument,
+                "residual points must be (n, 2) = (x, t)");
+  // Input derivatives need a graph even when the caller (a solver's loss-only trial) turned
+  // grad mode off.
+  torch::AutoGradMode enable_grad(true);
+  const torch::Tensor points = xt.requires_grad() ? xt : xt.detach().requires_grad_(true);
+  const torch::Tensor value = u(points).reshape({-1});
+  const torch::Tensor du =
+      torch::autograd::grad({value}, {points}, {torch::ones_like(value)}, true, true)[0];
+  const torch::Tensor u_x = du.select(1, 0);
+  const torch::Tensor u_t = du.select(1, 1);
+  const torch::Tensor u_xx = torch::autograd::grad({u_x}, {points}, {torch::ones_like(u_x)}, true,
+                                                   create_graph)[0].select(1, 0);
+  return u_t - diffusion * u_xx + reaction * (value.pow(3) - value);
+}
+
+double relative_l2_error(const torch::Tensor& prediction, const torch::Tensor& reference) {
+  DDTRAIN_CHECK(prediction.numel() == reference.numel(), InvalidArgument,
+                "relative_l2_error: ", prediction.numel(), " predicted values for ",
+                reference.numel(), " reference values");
+  const torch::Tensor ref = reference.detach().reshape({-1}).to(torch::kCPU, torch::kFloat64);
+  const torch::Tensor pred = prediction.detach().reshape({-1}).to(torch::kCPU, torch::kFloat64);
+  const double norm = ref.norm().item<double>();
+  DDTRAIN_CHECK(norm > 0, InvalidArgument, "relative_l2_error: the reference is zero");
+  return (pred - ref).norm().item<double>() / norm;
+}
+
+// ---- AllenCahnProblem ---------------------------------------------------------------------
+
+namespace {
+
+reference::ReferenceField load_reference(const AllenCahnOptions& options) {
+  const std::string invalid = options.validate();
+  DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
+  if (!options.reference_path.empty()) return reference::read_reference_mat(options.reference_path);
+  reference::AllenCahnReferenceOptions solve;
+  solve.diffusion = options.diffusion;
+  solve.reaction = options.reaction;
+  return reference::solve_allen_cahn(solve);
+}
+
+}  // namespace
+
+AllenCahnProblem::AllenCahnProblem(AllenCahnOptions options)
+    : AllenCahnProblem(options, load_reference(options)) {}
+
+AllenCahnProblem::AllenCahnProblem(AllenCahnOptions options, reference::ReferenceField reference)
+    : options_(std::move(options)), reference_(std::move(reference)) {
+  const std::string invalid = options_.validate();
+  DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
+  const int64_t nx = reference_.nx(), nt = reference_.nt();
+  DDTRAIN_CHECK(nx >= 1 && nt >= 1 && static_cast<int64_t>(reference_.u.size()) == nx * nt,
+                InvalidArgument, "the Allen–Cahn reference must hold nx * nt values");
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  const torch::Tensor x = torch::tensor(reference_.x, f64), t = torch::tensor(reference_.t, f64);
+  // Row k = i + nx * j holds (x_i, t_j), matching the layout of reference_.u.
+  reference_points_ = torch::stack({x.repeat({nt}), t.repeat_interleave(nx)}, 1)
+                          .to(options_.device, options_.dtype);
+  reference_values_ = torch::tensor(reference_.u, f64);
+
+  build_model();
+  sample(0);
+}
+
+void AllenCahnProblem::build_model() {
+  const int64_t inputs = options_.constraints == Constraints::kHard ? 3 : 2;
+  LayerOf layer_of = top_level_layer;
+  if (options_.model == "resnet") {
+    ResNet net(ResNetOptions{inputs, 1, options_.depth, options_.width, options_.activation});
+    module_ = net.ptr();
+    network_ = [net](const torch::Tensor& in) mutable { return net->forward(in); };
+    layer_of = resnet_layer_of;
+  } else {
+    FullyConnected net(
+        FullyConnectedOptions{inputs, 1, options_.depth, options_.width, options_.activation});
+    module_ = net.ptr();
+    network_ = [net](const torch::Tensor& in) mutable { return net->forward(in); };
+  }
+  initialize_xavier(*module_, mix_seed(options_.seed, kModelStream));
+  module_->to(options_.device, options_.dtype);
+  parameters_ = std::make_unique<FlatParameters>(*module_, layer_of);
+}
+
+void AllenCahnProblem::sample(int64_t round) {
+  round_ = round;
+  auto draw = [&](const Box& box, int64_t count, uint64_t set, int64_t& global) {
+    const uint64_t stream = kPointSets * static_cast<uint64_t>(round) + set;
+    SamplingOptions sampling{options_.sampling, count, options_.scaling,
+                             mix_seed(options_.seed, stream), options_.shard};
+    ShardPoints points = sample_points(box, sampling);
+    global = points.global_count;
+    return points.points.to(options_.device, options_.dtype);
+  };
+  residual_points_ = draw({{-1.0, 0.0}, {1.0, 1.0}}, options_.nf, kResidualSet, residual_count_)
+                         .requires_grad_(true);
+  if (options_.causal_epsilon > 0) {
+    const int64_t bins = options_.causal_bins;
+    residual_bins_ = (residual_points_.detach().select(1, 1) * bins).floor().to(torch::kLong)
+                         .clamp(0, bins - 1);
+    residual_bin_counts_ = torch::bincount(residual_bins_, {}, bins).to(options_.dtype);
+    causal_weights_ = torch::Tensor();
+  }
+  if (options_.constraints == Constraints::kSoft) {
+    const torch::Tensor x0 = draw({{-1.0}, {1.0}}, options_.n0, kInitialSet, initial_count_);
+    initial_points_ = torch::cat({x0, torch::zeros_like(x0)}, 1);
+    initial_values_ = allen_cahn_initial_condition(x0.reshape({-1}));
+    const torch::Tensor t = draw({{0.0}, {1.0}}, options_.nb, kBoundarySet, boundary_count_);
+    // Rows [0, n) are (-1, t), rows [n, 2n) are (1, t): one forward pass for both sides.
+    boundary_points_ = torch::cat({torch::cat({-torch::ones_like(t), t}, 1),
+                                   torch::cat({torch::ones_like(t), t}, 1)},
+                                  0)
+                           .requires_grad_(true);
+  }
+}
+
+bool AllenCahnProblem::on_epoch_begin(int64_t epoch) {
+  bool changed = false;
+  if (options_.resample_every > 0 && epoch / options_.resample_every != round_) {
+    sample(epoch / options_.resample_every);
+    changed = true;
+  }
+  if (options_.causal_epsilon > 0) {
+    causal_weights_ = torch::Tensor();  // renewed by the epoch's first loss evaluation
+    changed = true;
+  }
+  return changed;
+}
+
+torch::Tensor AllenCahnProblem::predict(const torch::Tensor& xt) {
+  DDTRAIN_CHECK(xt.dim() == 2 && xt.size(1) == 2, InvalidArgument, "predict needs (n, 2) points");
+  const torch::Tensor points = xt.to(options_.device, options_.dtype);
+  if (options_.constraints == Constraints::kSoft) return network_(points).reshape({-1});
+  const torch::Tensor x = points.narrow(1, 0, 1), t = points.narrow(1, 1, 1);
+  const torch::Tensor features = torch::cat({torch::cos(kPi * x), torch::sin(kPi * x), t}, 1);
+  return (allen_cahn_initial_condition(x) + t * network_(features)).reshape({-1});
+}
+
+torch::Tensor AllenCahnProblem::residual_term(const torch::Tensor& squared_residual) {
+  if (options_.causal_epsilon <= 0) return squared_residual.sum() / residual_count_;
+  if (!causal_weights_.defined()) {
+    // From the detached per-bin mean losses; exclusive cumulative sum: bin 0 has weight 1.
+    const torch::Tensor r2 = squared_residual.detach();
+    const torch::Tensor bin_mean =
+        torch::zeros({options_.causal_bins}, r2.options()).index_add_(0, residual_bins_, r2) /
+        residual_bin_counts_.clamp_min(1);
+    causal_weights_ = torch::exp(-options_.causal_epsilon * (bin_mean.cumsum(0) - bin_mean));
+  }
+  return (causal_weights_.index_select(0, residual_bins_) * squared_residual).sum() / residual_count_;
+}
+
+torch::Tensor AllenCahnProblem::soft_constraint_terms() {
+  const torch::Tensor initial = (predict(initial_points_) - initial_values_).square().sum() / initial_count_;
+  const torch::Tensor u = predict(boundary_points_);
+  const torch::Tensor u_x = torch::autograd::grad({u}, {boundary_points_}, {torch::ones_like(u)},
+                                                  true, true)[0].select(1, 0);
+  const int64_t n = boundary_points_.size(0) / 2;
+  const torch::Tensor jump = u.narrow(0, 0, n) - u.narrow(0, n, n);
+  const torch::Tensor slope_jump = u_x.narrow(0, 0, n) - u_x.narrow(0, n, n);
+  const torch::Tensor periodic = (jump.square().sum() + slope_jump.square().sum()) / boundary_count_;
+  return options_.ic_weight * initial + options_.bc_weight * periodic;
+}
+
+torch::Tensor AllenCahnProblem::loss(const torch::Tensor& indices) {
+  DDTRAIN_CHECK(!indices.defined(), InvalidArgument,
+                "allen_cahn is a full-batch problem: loss() takes no sample indices");
+  torch::AutoGradMode enable_grad(true);  // see allen_cahn_residual
+  const torch::Tensor r = allen_cahn_residual([this](const torch::Tensor& xt) { return predict(xt); },
+                                              residual_points_, options_.diffusion, options_.reaction);
+  torch::Tensor loss = residual_term(r.square());
+  if (options_.constraints == Constraints::kSoft) loss = loss + soft_constraint_terms();
+  return loss;
+}
+
+torch::Tensor AllenCahnProblem::predict_reference_grid() {
+  torch::NoGradGuard no_grad;
+  constexpr int64_t kChunk = 16384;  // bounds the activations' memory
+  std::vector<torch::Tensor> parts;
+  for (const torch::Tensor& chunk : reference_points_.split(kChunk))
+    parts.push_back(predict(chunk).to(torch::kCPU, torch::kFloat64));
+  return torch::cat(parts);
+}
+
+Metric AllenCahnProblem::evaluate() {
+  return Metric{"rel_l2", relative_l2_error(predict_reference_grid(), reference_values_), false};
+}
+
+void AllenCahnProblem::write_field_csv(const std::string& path) {
+  const torch::Tensor prediction = predict_reference_grid();
+  const auto u_pred = prediction.accessor<double, 1>();
+  const std::string partial = path + ".tmp";
+  {
+    std::ofstream out(partial);
+    DDTRAIN_CHECK(out.good(), IoError, "cannot write '", partial, "'");
+    out << "x,t,u_ref,u_pred,error\n";
+    const int nx = reference_.nx();
+    char line[160];
+    for (int64_t k = 0; k < prediction.numel(); ++k) {
+      const double u_ref = reference_.u[k];
+      std::snprintf(line, sizeof line, "%.9g,%.9g,%.12g,%.9g,%.3e\n", reference_.x[k % nx],
+                    reference_.t[k / nx], u_ref, u_pred[k], std::abs(u_pred[k] - u_ref));
+      out << line;
+    }
+    out.close();
+    DDTRAIN_CHECK(out.good(), IoError, "writing '", partial, "' failed");
+  }
+  DDTRAIN_CHECK(std::rename(partial.c_str(), path.c_str()) == 0, IoError, "cannot rename '",
+                partial, "' to '", path, "'");
+}
+
+}  // namespace ddtrain

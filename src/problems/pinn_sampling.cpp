@@ -1,0 +1,146 @@
+#include "ddtrain/problems/pinn_sampling.hpp"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+
+#include "ddtrain/error.hpp"
+
+namespace ddtrain {
+
+SamplingMethod parse_sampling_method(const std::string& name) {
+  if (name == "uniform") return SamplingMethod::kUniform;
+  if (name == "lhs") return SamplingMethod::kLatinHypercube;
+  if (name == "grid") return SamplingMethod::kGrid;
+  throw InvalidArgument("--sampling must be uniform, lhs or grid, got '" + name + "'");
+}
+
+std::string to_string(SamplingMethod method) {
+  switch (method) {
+    case SamplingMethod::kUniform: return "uniform";
+    case SamplingMethod::kLatinHypercube: return "lhs";
+    case SamplingMethod::kGrid: return "grid";
+  }
+  return "?";
+}
+
+Scaling parse_scaling(const std::string& name) {
+  if (name == "weak") return Scaling::kWeak;
+  if (name == "strong") return Scaling::kStrong;
+  throw InvalidArgument("--scaling must be weak or strong, got '" + name + "'");
+}
+
+std::string to_string(Scaling scaling) { return scaling == Scaling::kWeak ? "weak" : "strong"; }
+
+std::string SamplingOptions::validate() const {
+  if (count < 1) return "the number of collocation points must be >= 1, got " + std::to_string(count);
+  if (shard.count < 1) return "the number of shards must be >= 1";
+  if (shard.index < 0 || shard.index >= shard.count)
+    return "shard index " + std::to_string(shard.index) + " is outside [0, " +
+           std::to_string(shard.count) + ")";
+  return "";
+}
+
+uint64_t mix_seed(uint64_t seed, uint64_t stream) {
+  // splitmix64 of (seed, stream): nearby seeds and streams give unrelated generators.
+  uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (stream + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+namespace {
+int64_t grid_points_per_axis(int64_t count, int64_t dimension) {
+  return std::max<int64_t>(1, std::llround(std::pow(static_cast<double>(count), 1.0 / dimension)));
+}
+
+}  // namespace
+
+int64_t sampled_count(SamplingMethod method, int64_t count, int64_t dimension) {
+  if (method != SamplingMethod::kGrid) return count;
+  const int64_t k = grid_points_per_axis(count, dimension);
+  int64_t total = 1;
+  for (int64_t j = 0; j < dimension; ++j) total *= k;
+  return total;
+}
+
+namespace {
+
+const auto kDouble = torch::TensorOptions().dtype(torch::kFloat64);
+
+/// Points in the unit cube [0, 1)^d.
+torch::Tensor unit_uniform(int64_t n, int64_t d, uint64_t seed) {
+  auto generator = at::detail::createCPUGenerator(seed);
+  return torch::rand({n, d}, generator, kDouble);
+}
+
+torch::Tensor unit_latin_hypercube(int64_t n, int64_t d, uint64_t seed) {
+  auto generator = at::detail::createCPUGenerator(seed);
+  torch::Tensor points = torch::empty({n, d}, kDouble);
+  for (int64_t j = 0; j < d; ++j) {
+    torch::Tensor stratum = torch::randperm(n, generator, kDouble);
+    points.select(1, j).copy_((stratum + torch::rand({n}, generator, kDouble)) / n);
+  }
+  return points;
+}
+
+/// Lattice points (m + offset) / k, m = 0..k-1 per axis; the first axis varies slowest.
+torch::Tensor unit_grid(int64_t count, int64_t d, double offset) {
+  const int64_t k = grid_points_per_axis(count, d);
+  const int64_t n = sampled_count(SamplingMethod::kGrid, count, d);
+  torch::Tensor index = torch::arange(n, torch::kInt64);
+  torch::Tensor points = torch::empty({n, d}, kDouble);
+  int64_t stride = n;
+  for (int64_t j = 0; j < d; ++j) {
+    stride /= k;
+    points.select(1, j).copy_((index.div(stride, "floor").remainder(k).to(torch::kFloat64) + offset) / k);
+  }
+  return points;
+}
+
+}  // namespace
+
+ShardPoints sample_points(const Box& box, const SamplingOptions& options) {
+  const std::string invalid = options.validate();
+  DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
+  const int64_t d = box.dimension();
+  DDTRAIN_CHECK(d >= 1 && static_cast<int64_t>(box.upper.size()) == d, InvalidArgument,
+                "a sampling box needs matching lower and upper bounds in >= 1 dimensions");
+  for (int64_t j = 0; j < d; ++j)
+    DDTRAIN_CHECK(box.lower[j] < box.upper[j], InvalidArgument, "sampling box dimension ", j,
+                  " is empty: [", box.lower[j], ", ", box.upper[j], "]");
+
+  const bool weak = options.scaling == Scaling::kWeak;
+  const Shard& shard = options.shard;
+  // Weak: a stream of its own per shard; shard 0 keeps the seed so one shard is the serial set.
+  const uint64_t seed = weak && shard.index > 0
+                            ? mix_seed(options.seed, (1ULL << 63) | static_cast<uint64_t>(shard.index))
+                            : options.seed;
+  torch::Tensor unit;
+  switch (options.method) {
+    case SamplingMethod::kUniform: unit = unit_uniform(options.count, d, seed); break;
+    case SamplingMethod::kLatinHypercube: unit = unit_latin_hypercube(options.count, d, seed); break;
+    case SamplingMethod::kGrid:
+      unit = unit_grid(options.count, d, weak ? (shard.index + 0.5) / shard.count : 0.5);
+      break;
+  }
+  const torch::Tensor lower = torch::tensor(box.lower, kDouble);
+  const torch::Tensor upper = torch::tensor(box.upper, kDouble);
+  torch::Tensor points = lower + unit * (upper - lower);
+
+  ShardPoints result;
+  const int64_t n = points.size(0);
+  if (weak) {
+    result.points = points;
+    result.global_count = n * shard.count;
+  } else {
+    const int64_t base = n / shard.count, extra = n % shard.count;
+    const int64_t begin = shard.index * base + std::min<int64_t>(shard.index, extra);
+    const int64_t size = base + (shard.index < extra ? 1 : 0);
+    result.points = points.narrow(0, begin, size).clone();
+    result.global_count = n;
+  }
+  return result;
+}
+
+}  // namespace ddtrain
