@@ -30,8 +30,6 @@ double LocalObjective::evaluate(const torch::Tensor& x, torch::Tensor* gradient)
     return loss.detach().item<double>();
   }
   parameters_.zero_gradients();
-  // Solvers call evaluate() under NoGradGuard; the closure must still record a graph.
-  torch::AutoGradMode enable_grad(true);
   torch::Tensor loss = closure_();
   DDTRAIN_CHECK(loss.numel() == 1, InvalidArgument, "the loss closure must return a scalar");
   if (loss.requires_grad()) {

@@ -165,13 +165,18 @@ TrainSetup parse_train_setup(const std::vector<std::string>& args) {
   po::variables_map first;
   try {
     po::store(po::command_line_parser(args).options(common_options()).allow_unregistered().run(), first);
-    if (first.count("config")) {
-      std::ifstream config(first["config"].as<std::string>());
-      DDTRAIN_CHECK(config.good(), IoError, "cannot read --config '", first["config"].as<std::string>(), "'");
-      po::store(po::parse_config_file(config, common_options(), true), first);
-    }
   } catch (const po::error& e) {
     throw InvalidArgument(e.what());
+  }
+  if (first.count("config")) {
+    const std::string path = first["config"].as<std::string>();
+    std::ifstream config(path);
+    DDTRAIN_CHECK(config.good(), IoError, "cannot read --config '", path, "'");
+    try {
+      po::store(po::parse_config_file(config, common_options(), true), first);
+    } catch (const po::error& e) {
+      throw InvalidArgument("--config '" + path + "': " + e.what());
+    }
   }
   const std::string solver_name = first["solver"].as<std::string>();
   const std::string problem_name = first["problem"].as<std::string>();
@@ -271,6 +276,7 @@ Run build_run(const TrainSetup& setup) {
   rs.shard = {run.layout.data->rank(), run.layout.data->size()};
   rs.world_size = run.world->size();
   rs.rank = run.world->rank();
+  rs.data_comm = run.layout.data;
   run.problem = problem_entry.make(vm, rs);
   run.solver = solver_entry.make(vm);
 

@@ -6,12 +6,6 @@
 
 namespace ddtrain {
 
-Scaling parse_scaling(const std::string& name) {
-  if (name == "weak") return Scaling::kWeak;
-  if (name == "strong") return Scaling::kStrong;
-  throw InvalidArgument("unknown --scaling '" + name + "' (accepted: weak, strong)");
-}
-
 std::string Basic1dOptions::validate() const {
   if (points < 1) return "--nf must be >= 1, got " + std::to_string(points);
   if (test_points < 2) return "--test-points must be >= 2";

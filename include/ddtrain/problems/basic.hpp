@@ -5,15 +5,9 @@
 
 #include "ddtrain/models.hpp"
 #include "ddtrain/problem.hpp"
+#include "ddtrain/problems/pinn_sampling.hpp"  // Scaling
 
 namespace ddtrain {
-
-/// How collocation/training points are split over data-parallel shards.
-enum class Scaling {
-  kWeak,    ///< every shard samples its own `points` points (DeepXDE's default)
-  kStrong,  ///< `points` points in total, shard k takes every count-th point from k
-};
-Scaling parse_scaling(const std::string& name);  // "weak" | "strong"
 
 struct Basic1dOptions {
   int64_t points = 256;           ///< training points (per shard: weak; in total: strong)
