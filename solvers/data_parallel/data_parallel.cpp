@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -133,7 +134,8 @@ std::string LbfgsOptions::validate() const {
   return line_search.validate();
 }
 
-Lbfgs::Lbfgs(LbfgsOptions options) : options_(options), memory_(options.history) {
+// The memory is built from a clamped size so that validate() reports a bad --history first.
+Lbfgs::Lbfgs(LbfgsOptions options) : options_(options), memory_(std::max(1, options.history)) {
   require_valid(options_.validate());
 }
 

@@ -286,7 +286,7 @@ Run build_run(const TrainSetup& setup) {
   }
   const bool parameter_subdomains = run.solver->needs_partition();
   const bool data_subdomains = run.solver->needs_data_subdomains();
-  DDTRAIN_CHECK(parameter_subdomains || !(vm.count("partition") || !vm["overlap"].defaulted()),
+  DDTRAIN_CHECK(parameter_subdomains || !(vm.count("partition") || vm["overlap"].as<int>() != 0),
                 InvalidArgument, "--partition/--overlap apply only to parameter-subdomain solvers (plbfgs, apts), not '",
                 setup.solver, "'");
   DDTRAIN_CHECK(parameter_subdomains || data_subdomains || !vm.count("subdomains"), InvalidArgument,

@@ -9,6 +9,8 @@
 #include <sstream>
 #include <string>
 
+#include <unistd.h>
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -33,7 +35,8 @@ std::string slurp(const fs::path& p) {
 }
 
 Outcome run_cli(const std::string& args) {
-  fs::path dir = scratch("io");
+  // One directory per test process: ctest runs the tests of this file in parallel.
+  static const fs::path dir = scratch("io_" + std::to_string(getpid()));
   const std::string command = std::string(DDTRAIN_CLI_PATH) + " " + args + " >" + (dir / "out").string() +
                               " 2>" + (dir / "err").string();
   Outcome o;
