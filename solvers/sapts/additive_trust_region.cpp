@@ -156,13 +156,14 @@ StepSummary AdditiveTrustRegion::step(StepContext& context, torch::Tensor& x) {
   }
   summary.loss = loss;
   summary.radius = global_.radius();
-  if (!std::isfinite(loss)) {
+  const double gradient_max = gradient.abs().max().item<double>();  // NaN if any entry is
+  if (!std::isfinite(loss) || !std::isfinite(gradient_max)) {
     summary.termination = Termination::kNumericalFailure;
-    summary.message = "non-finite loss at the current iterate";
+    summary.message = "non-finite loss or gradient at the current iterate";
     return summary;
   }
   growth_.record(loss);
-  if (gradient.abs().max().item<double>() <= options_.gradient_tolerance) {
+  if (gradient_max <= options_.gradient_tolerance) {
     summary.termination = Termination::kConverged;
     summary.message = "gradient below tolerance";
     summary.step_length = 0;
@@ -182,8 +183,9 @@ StepSummary AdditiveTrustRegion::step(StepContext& context, torch::Tensor& x) {
   torch::Tensor tail = buffer.narrow(0, d, 2).to(torch::kCPU, torch::kFloat64);
   const double total = tail[1].item<double>();
   DDTRAIN_CHECK(std::lround(total) == total_subdomains(context), InvalidArgument, name(),
-                ": the ranks solved ", total, " subdomains, expected ", total_subdomains(context),
-                name() == "sapts" ? " (sapts needs a mini-batch problem with micro-batches)" : "");
+                ": the ranks solved ", total, " of ", total_subdomains(context),
+                " subdomains (sapts needs a mini-batch problem; every subdomain must be owned by "
+                "exactly one rank of the accumulating communicator)");
 
   // 4. Trial on the global objective, ratio test, radius update (reject if pred <= 0).
   SubproblemSolution combined;

@@ -197,9 +197,9 @@ StepSummary TrustRegionSolver::step(StepContext& context, torch::Tensor& x) {
   }
   summary.loss = loss;
   summary.radius = region_.radius();
-  if (!std::isfinite(loss)) {
+  if (!std::isfinite(loss) || !std::isfinite(gradient.abs().max().item<double>())) {
     summary.termination = Termination::kNumericalFailure;
-    summary.message = "non-finite loss at the current iterate";
+    summary.message = "non-finite loss or gradient at the current iterate";
     return summary;
   }
   const torch::Tensor start = x.clone();

@@ -20,13 +20,13 @@ struct TinyClassifier {
   std::unique_ptr<FlatParameters> parameters;
   torch::Tensor inputs, labels;
 
-  explicit TinyClassifier(int64_t n, uint64_t seed = 0) {
+  explicit TinyClassifier(int64_t n, uint64_t seed = 0, torch::Dtype dtype = torch::kFloat64) {
     torch::manual_seed(seed);  // before the layers: their initialisation draws from it
     model = torch::nn::Sequential(torch::nn::Linear(2, 8), torch::nn::Functional(torch::tanh),
                                   torch::nn::Linear(8, 3));
-    model->to(torch::kFloat64);
+    model->to(dtype);
     parameters = std::make_unique<FlatParameters>(*model);
-    inputs = torch::randn({n, 2}, torch::kFloat64);
+    inputs = torch::randn({n, 2}, dtype);
     torch::Tensor angle = torch::atan2(inputs.select(1, 1), inputs.select(1, 0)) + M_PI;
     labels = (angle / (2 * M_PI / 3)).floor().clamp(0, 2).to(torch::kLong);
     torch::Tensor flip = torch::rand({n}) < 0.1;
@@ -122,6 +122,24 @@ TEST(Sapts, OneProcessWithNMicroBatchesReducesTheLoss) {
       EXPECT_GT(accepted, iterations / 4);
     }
   }
+}
+
+TEST(Sapts, Float32WithLsr1ReducesTheLoss) {
+  TinyClassifier problem(64, 1, torch::kFloat32);
+  MicroBatches batches(problem, torch::arange(64), 4);
+  SaptsOptions options;
+  options.global.model = options.local.model = TrustRegionModel::kLsr1;
+  Sapts solver(options);
+  torch::Tensor x = problem.parameters->values().clone();
+  double initial = NAN, last = NAN;
+  for (int k = 0; k < 30; ++k) {
+    StepSummary s = solver.step(batches.context, x);
+    ASSERT_TRUE(std::isfinite(s.loss));
+    if (k == 0) initial = s.loss;
+    last = s.loss;
+  }
+  EXPECT_EQ(x.scalar_type(), torch::kFloat32);
+  EXPECT_LT(last, 0.7 * initial);
 }
 
 TEST(Sapts, CombinedStepStaysInsideTheRadius) {

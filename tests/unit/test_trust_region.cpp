@@ -291,6 +291,28 @@ TEST(Lsr1Model, ObsHardCase) {
   EXPECT_NEAR(zero.predicted, -0.5 * eig.eigenvalues()(0) * 0.49, 1e-10);
 }
 
+TEST(Lsr1Model, Float32AgreesWithFloat64) {
+  // Flat vectors in float32 (as in training), small matrices in float64 either way.
+  torch::Tensor A = symmetric_with_eigenvalues({-3, -1, 0.5, 1, 2, 4, 6, 9, 10, 12}, 7);
+  torch::manual_seed(30);
+  Lsr1Model m64(5), m32(5);
+  for (int k = 0; k < 5; ++k) {
+    torch::Tensor s = torch::randn({10}, torch::kFloat64);
+    torch::Tensor y = A.mv(s);
+    ASSERT_TRUE(m64.push(s, y));
+    ASSERT_TRUE(m32.push(s.to(torch::kFloat32), y.to(torch::kFloat32)));
+  }
+  torch::Tensor g = torch::randn({10}, torch::kFloat64);
+  for (double radius : {0.01, 1.0, 100.0}) {
+    SubproblemSolution p64 = m64.solve(g, radius);
+    SubproblemSolution p32 = m32.solve(g.to(torch::kFloat32), radius);
+    EXPECT_EQ(p32.step.scalar_type(), torch::kFloat32);
+    EXPECT_LE((p32.step.to(torch::kFloat64) - p64.step).norm().item<double>(), 1e-3 * p64.norm);
+    EXPECT_NEAR(p32.predicted, p64.predicted, 1e-3 * p64.predicted);
+    EXPECT_LE(p32.norm, radius * (1 + 1e-5));
+  }
+}
+
 TEST(Lsr1Model, DoglegIsBetweenCauchyAndExactStep) {
   Sr1Case c = positive_definite_case();
   torch::manual_seed(8);
@@ -505,4 +527,13 @@ TEST(TrustRegionSolver, StopsAtAStationaryPointAndKeepsTheCache) {
   torch::Tensor zero = torch::zeros({3}, torch::kFloat64);
   StepSummary at_minimum = step(solver, f, zero);
   EXPECT_EQ(at_minimum.termination, Termination::kConverged);
+  // A non-finite gradient stops the run instead of shrinking the radius forever.
+  FunctionObjective broken(torch::zeros({2}, torch::kFloat64),
+                           [](const torch::Tensor& x, torch::Tensor* g) {
+                             if (g != nullptr) g->fill_(NAN);
+                             return 1.0;
+                           });
+  TrustRegionSolver fresh(tr_options(TrustRegionModel::kFirstOrder));
+  torch::Tensor y = torch::zeros({2}, torch::kFloat64);
+  EXPECT_EQ(step(fresh, broken, y).termination, Termination::kNumericalFailure);
 }

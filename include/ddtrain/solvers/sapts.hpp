@@ -87,7 +87,11 @@ struct AdditiveTrustRegionOptions {
 using SaptsOptions = AdditiveTrustRegionOptions;
 using AptsOptions = AdditiveTrustRegionOptions;
 
-/// The outer iteration shared by SAPTS and APTS.
+/// The outer iteration shared by SAPTS and APTS. Its StepSummary counts: gradient_evaluations
+/// = global ones (the start point unless cached, the combined trial when a gradient is needed
+/// afterwards, the global-pass trials); local_gradient_evaluations = this rank's local ones (for
+/// SAPTS one per owned micro-batch at x_k plus local trials); loss_evaluations = loss-only
+/// trials, global and local. accepted = whether the combined step was accepted.
 class AdditiveTrustRegion : public Solver {
  public:
   StepSummary step(StepContext& context, torch::Tensor& x) final;

@@ -14,6 +14,7 @@
 #include <torch/torch.h>
 
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
