@@ -33,6 +33,7 @@ std::optional<T> given(const po::variables_map& vm, const char* name) {
   throw InvalidArgument(std::string("--") + name + " has an unexpected type");
 }
 
+/// Options of every trust-region solver (tr, sapts, apts).
 void add_trust_region_options(po::options_description& o) {
   add_option_once(o, "radius", po::value<double>(), "trust region: initial radius (default 0.1)");
   add_option_once(o, "min-radius", po::value<double>(),
@@ -48,6 +49,25 @@ void add_trust_region_options(po::options_description& o) {
                   "trust region: expansion factor (default 1.2)");
   add_option_once(o, "radius-decrease", po::value<double>(),
                   "trust region: shrink factor on rejection (default 0.9)");
+  add_option_once(o, "tr-model", po::value<std::string>(),
+                  "trust-region model: first_order | lsr1 (default first_order)");
+  add_option_once(o, "tr-memory", po::value<int>(), "L-SR1 memory pairs (default 5)");
+  add_option_once(o, "dogleg", po::bool_switch(),
+                  "L-SR1: dogleg step instead of the exact (orthonormal-basis) step");
+  add_option_once(o, "global-steps", po::value<int>(),
+                  "tr: trust-region steps per mini-batch (default 1); sapts/apts: steps of the "
+                  "global pass after the combined step, 0 = none (default 1)");
+  add_option_once(o, "gradient-tolerance", po::value<double>(),
+                  "converged when max|gradient| <= this (default 1e-12)");
+  add_option_once(o, "data-parallel", po::value<int>(),
+                  "ranks per data-parallel group (tr/sapts default: all ranks; apts: 1)");
+}
+
+/// Options of the additive methods (sapts, apts): the above plus the local solves.
+void add_additive_options(po::options_description& o) {
+  add_trust_region_options(o);
+  add_option_once(o, "local-steps", po::value<int>(),
+                  "local steps per subdomain and outer iteration (sapts/apts default 3)");
   add_option_once(o, "local-eta1", po::value<double>(),
                   "sapts/apts: local acceptance threshold (default 0.3)");
   add_option_once(o, "local-eta2", po::value<double>(),
@@ -56,22 +76,8 @@ void add_trust_region_options(po::options_description& o) {
                   "sapts/apts: local expansion factor (default 1.5)");
   add_option_once(o, "local-radius-decrease", po::value<double>(),
                   "sapts/apts: local shrink factor (default 0.6)");
-  add_option_once(o, "tr-model", po::value<std::string>(),
-                  "trust-region model: first_order | lsr1 (default first_order)");
-  add_option_once(o, "tr-memory", po::value<int>(), "L-SR1 memory pairs (default 5)");
-  add_option_once(o, "dogleg", po::bool_switch(),
-                  "L-SR1: dogleg step instead of the exact (orthonormal-basis) step");
-  add_option_once(o, "local-steps", po::value<int>(),
-                  "local steps per subdomain and outer iteration (sapts/apts default 3)");
-  add_option_once(o, "global-steps", po::value<int>(),
-                  "tr: trust-region steps per mini-batch (default 1); sapts/apts: steps of the "
-                  "global pass after the combined step, 0 = none (default 1)");
   add_option_once(o, "grow-batch", po::bool_switch(),
                   "sapts/apts: grow the mini-batch 1.5x when the epoch loss stalls for 2 epochs");
-  add_option_once(o, "gradient-tolerance", po::value<double>(),
-                  "converged when max|gradient| <= this (default 1e-12)");
-  add_option_once(o, "data-parallel", po::value<int>(),
-                  "ranks per data-parallel group (tr/sapts default: all ranks; apts: 1)");
 }
 
 /// The global (or, with `local`, the local) trust-region options from the command line.
@@ -138,7 +144,7 @@ DDTRAIN_REGISTER_SOLVER(SolverEntry{
 DDTRAIN_REGISTER_SOLVER(SolverEntry{
     "sapts",
     "additive trust region over data subdomains (micro-batches), SAPTS",
-    add_trust_region_options,
+    add_additive_options,
     [](const po::variables_map& vm) -> SolverPtr {
       return std::make_unique<Sapts>(additive_options(vm));
     },
@@ -149,7 +155,7 @@ DDTRAIN_REGISTER_SOLVER(SolverEntry{
 DDTRAIN_REGISTER_SOLVER(SolverEntry{
     "apts",
     "additive trust region over parameter subdomains (layer groups), APTS in weights",
-    add_trust_region_options,
+    add_additive_options,
     [](const po::variables_map& vm) -> SolverPtr {
       return std::make_unique<Apts>(additive_options(vm));
     },
