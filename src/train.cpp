@@ -1,5 +1,6 @@
 #include "ddtrain/train.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -144,6 +145,7 @@ Summary train(Problem& problem, Solver& solver, const TrainOptions& options, con
 
   StepContext context;
   context.accumulate_comm = layout.across;
+  context.data_comm = layout.data;
   context.partition = partition;
   context.owner = layout.group;
   context.owners = layout.groups;
@@ -188,7 +190,9 @@ Summary train(Problem& problem, Solver& solver, const TrainOptions& options, con
     } else {
       auto generator = at::detail::createCPUGenerator(options.seed * 1000003ULL + epoch);
       torch::Tensor order = torch::randperm(n, generator, torch::kLong);
-      batches = order.split(options.batch_size);
+      const int64_t batch_size = std::clamp<int64_t>(solver.batch_size(options.batch_size, n), 1,
+                                                     std::max<int64_t>(n, 1));
+      batches = order.split(batch_size);
     }
     for (size_t k = 0; k < batches.size() && stop == Termination::kRunning; ++k) {
       if (!full_batch) {

@@ -34,6 +34,9 @@ struct StepContext {
   /// Data subdomains this rank owns (SAPTS) and their total number.
   std::vector<DataSubdomain> data_subdomains;
   int num_data_subdomains = 1;
+  /// The ranks sharing the data-parallel objective, i.e. the owners of the data subdomains
+  /// (SAPTS accumulates its local corrections over it). Null means this rank alone.
+  CommunicatorPtr data_comm;
   /// Changes whenever the batch (and so the objective) changes; solvers key caches on it.
   uint64_t batch_id = 0;
 
@@ -52,6 +55,13 @@ class Solver {
   /// Optimizer state for checkpoints, as named tensors.
   virtual void save_state(torch::serialize::OutputArchive& archive) const = 0;
   virtual void load_state(torch::serialize::InputArchive& archive) = 0;
+  /// Mini-batch size for the coming epoch, asked by the driver before every epoch of a
+  /// mini-batch problem (`configured`: TrainOptions::batch_size; `num_samples`: training-set
+  /// size). Solvers that grow the batch (SAPTS) override it; identical on every rank.
+  virtual int64_t batch_size(int64_t configured, int64_t num_samples) {
+    (void)num_samples;
+    return configured;
+  }
   /// Does this solver need a partition / data subdomains in its StepContext?
   virtual bool needs_partition() const { return false; }
   virtual bool needs_data_subdomains() const { return false; }

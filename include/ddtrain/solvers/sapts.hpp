@@ -1,0 +1,178 @@
+#pragma once
+// Additive trust-region methods (ALGORITHMS.md §3.2 and §3.3):
+//  - Sapts ("sapts"): additive trust region over DATA subdomains (the micro-batches of each
+//    mini-batch); local steps on first-order-consistent micro-batch objectives.
+//  - Apts ("apts"): additive trust region over PARAMETER subdomains (a disjoint layer-wise
+//    partition); local steps on each subdomain's parameters with the others frozen.
+// Both share one outer iteration (AdditiveTrustRegion::step): global loss and gradient, local
+// corrections of the owned subdomains, ONE accumulate of [s, pred, count], the trial on the
+// global objective with the §3.1 ratio test and radius update, an optional global pass of
+// trust-region steps, and optional batch growth.
+#include <torch/torch.h>
+
+#include <limits>
+#include <string>
+
+#include "ddtrain/solver.hpp"
+#include "ddtrain/solvers/trust_region.hpp"
+
+namespace ddtrain {
+
+/// f~(y) = f(y) + c'(y - x0) with c = g - grad f(x0): the first-order-consistent local
+/// objective of §3.2 step 2. Its value at x0 is f(x0) and its gradient there is g.
+class FirstOrderConsistentObjective final : public Objective {
+ public:
+  /// Evaluates f and its gradient at x0 (one gradient evaluation of `local`).
+  FirstOrderConsistentObjective(Objective& local, const torch::Tensor& x0, const torch::Tensor& g);
+  int64_t dimension() const override { return local_.dimension(); }
+  double evaluate(const torch::Tensor& y, torch::Tensor* gradient) override;
+  torch::Tensor initial_point() const override { return x0_.clone(); }
+  void set_active(const std::vector<Range>& active) override { local_.set_active(active); }
+  /// f~(x0) = f(x0).
+  double value_at_center() const { return value_at_center_; }
+  /// c = g - grad f(x0).
+  const torch::Tensor& correction() const { return correction_; }
+
+ private:
+  Objective& local_;
+  torch::Tensor x0_, correction_;
+  double value_at_center_ = 0;
+};
+
+/// Batch growth of §3.2 step 6: b <- min(factor b, |D|) when the epoch mean of the mini-batch
+/// losses (the running estimate of the full training loss) has not improved by a relative
+/// `tolerance` on its best value for `patience` epochs.
+struct BatchGrowthOptions {
+  bool enabled = false;     ///< --grow-batch
+  double factor = 1.5;      ///< growth factor of the batch size
+  int patience = 2;         ///< stalled epochs before growing
+  double tolerance = 0.01;  ///< an epoch improves if its mean loss < (1 - tolerance) * best
+  std::string validate() const;
+};
+
+class BatchGrowth {
+ public:
+  explicit BatchGrowth(BatchGrowthOptions options = {}) : options_(options) {}
+  /// One mini-batch loss of the current epoch.
+  void record(double loss);
+  /// Called before each epoch: the batch size to use (updates the stall statistics).
+  int64_t batch_size(int64_t configured, int64_t num_samples);
+  void reset();
+  void save(torch::serialize::OutputArchive& archive, const std::string& prefix) const;
+  void load(torch::serialize::InputArchive& archive, const std::string& prefix);
+
+ private:
+  BatchGrowthOptions options_;
+  int64_t current_ = 0;  // 0 until the first epoch
+  double sum_ = 0;
+  int64_t count_ = 0;
+  double best_ = std::numeric_limits<double>::infinity();
+  int stalled_ = 0;
+};
+
+struct AdditiveTrustRegionOptions {
+  /// Global radius, ratio test and radius update (§3.1 global set); also the global pass.
+  TrustRegionOptions global;
+  /// Local ratio test and radius update (§3.1 local set: eta1 0.3, eta2 0.7, increase 1.5,
+  /// decrease 0.6). The local radius starts at the subdomain's share of the global radius.
+  TrustRegionOptions local = TrustRegionOptions::local_defaults();
+  int local_steps = 3;   ///< m_loc: local trust-region steps per subdomain (--local-steps)
+  /// m_glob: trust-region steps on the whole batch after the combined step; 0 = no global
+  /// pass (--global-steps).
+  int global_steps = 1;
+  double gradient_tolerance = 1e-12;  ///< converged when max|g| <= this (--gradient-tolerance)
+  BatchGrowthOptions batch_growth;
+  std::string validate() const;
+};
+using SaptsOptions = AdditiveTrustRegionOptions;
+using AptsOptions = AdditiveTrustRegionOptions;
+
+/// The outer iteration shared by SAPTS and APTS. Its StepSummary counts: gradient_evaluations
+/// = global ones (the start point unless cached, the combined trial when a gradient is needed
+/// afterwards, the global-pass trials); local_gradient_evaluations = this rank's local ones (for
+/// SAPTS one per owned micro-batch at x_k plus local trials); loss_evaluations = loss-only
+/// trials, global and local. accepted = whether the combined step was accepted.
+class AdditiveTrustRegion : public Solver {
+ public:
+  StepSummary step(StepContext& context, torch::Tensor& x) final;
+  void reset() override;
+  void save_state(torch::serialize::OutputArchive& archive) const override;
+  void load_state(torch::serialize::InputArchive& archive) override;
+  int64_t batch_size(int64_t configured, int64_t num_samples) override {
+    return growth_.batch_size(configured, num_samples);
+  }
+  const TrustRegion& region() const { return global_; }
+  const AdditiveTrustRegionOptions& options() const { return options_; }
+
+ protected:
+  explicit AdditiveTrustRegion(AdditiveTrustRegionOptions options);
+
+  struct LocalResult {
+    double predicted = 0;  ///< sum of the owned subdomains' local reductions delta
+    int subdomains = 0;    ///< subdomains solved on this rank
+  };
+  /// Solves the subdomains this rank owns from x (global loss, gradient and radius given),
+  /// adds their corrections into `correction` (zero on entry) and their evaluations to
+  /// `summary`.
+  virtual LocalResult local_corrections(StepContext& context, const torch::Tensor& x,
+                                        double loss, const torch::Tensor& gradient, double radius,
+                                        torch::Tensor& correction, StepSummary& summary) = 0;
+  /// The ranks over which corrections are summed (null: this rank alone).
+  virtual CommunicatorPtr accumulation_comm(const StepContext& context) const = 0;
+  /// Number of subdomains over all ranks (checked against the accumulated count).
+  virtual int total_subdomains(const StepContext& context) const = 0;
+
+  /// Up to local_steps local trust-region steps on `objective` from y (loss and gradient at y
+  /// given), the cumulative displacement kept <= budget; y is moved, returns the local
+  /// reduction delta = loss(start) - loss(end).
+  double local_solve(Objective& objective, torch::Tensor& y, double loss, torch::Tensor gradient,
+                     double budget, StepSummary& summary) const;
+
+ private:
+  AdditiveTrustRegionOptions options_;
+  TrustRegion global_;
+  EvaluationCache cache_;
+  BatchGrowth growth_;
+};
+
+/// "sapts": additive trust region over the data subdomains of StepContext (the micro-batches
+/// this rank owns, summed over StepContext::data_comm). Local radius and budget: Delta / N.
+/// With P = 1 rank owning all N micro-batches it computes the same iterates as P = N ranks.
+class Sapts final : public AdditiveTrustRegion {
+ public:
+  explicit Sapts(SaptsOptions options = {}) : AdditiveTrustRegion(options) {}
+  std::string name() const override { return "sapts"; }
+  bool needs_data_subdomains() const override { return true; }
+
+ protected:
+  LocalResult local_corrections(StepContext& context, const torch::Tensor& x, double loss,
+                                const torch::Tensor& gradient, double radius,
+                                torch::Tensor& correction, StepSummary& summary) override;
+  CommunicatorPtr accumulation_comm(const StepContext& context) const override {
+    return context.data_comm;
+  }
+  int total_subdomains(const StepContext& context) const override {
+    return context.num_data_subdomains;
+  }
+};
+
+/// "apts": additive trust region over the (disjoint) parameter partition of StepContext; this
+/// rank solves the subdomains it owns, summed over StepContext::accumulate_comm. Local radius
+/// and budget: Delta / sqrt(N) in the 2-norm, so ||s|| <= Delta for the concatenation.
+class Apts final : public AdditiveTrustRegion {
+ public:
+  explicit Apts(AptsOptions options = {}) : AdditiveTrustRegion(options) {}
+  std::string name() const override { return "apts"; }
+  bool needs_partition() const override { return true; }
+
+ protected:
+  LocalResult local_corrections(StepContext& context, const torch::Tensor& x, double loss,
+                                const torch::Tensor& gradient, double radius,
+                                torch::Tensor& correction, StepSummary& summary) override;
+  CommunicatorPtr accumulation_comm(const StepContext& context) const override {
+    return context.accumulate_comm;
+  }
+  int total_subdomains(const StepContext& context) const override;
+};
+
+}  // namespace ddtrain
