@@ -123,6 +123,11 @@ void ClassificationProblem::build(const data::ImageDataset& train, const data::I
   };
   train_labels_ = labels(train, n_train);
   test_labels_ = labels(test, n_test);
+  for (const torch::Tensor* y : {&train_labels_, &test_labels_}) {
+    DDTRAIN_CHECK(y->min().item<int64_t>() >= 0 && y->max().item<int64_t>() < train.num_classes,
+                  InvalidArgument, "problem '", options_.dataset, "': a label is outside [0, ",
+                  train.num_classes, ")");
+  }
 
   ClassifierOptions net;
   net.model = options_.model;

@@ -263,6 +263,11 @@ TEST_F(Classification, ClearErrors) {
   o.train_subset = 0;
   EXPECT_EQ(o.validate(), "");
 
+  // In-memory data sets are checked too: a label outside [0, num_classes).
+  ddtrain::data::ImageDataset images{2, 1, 14, 14, Bytes(2 * 196, 7), {1, 10}, 10};
+  expect_error<ddtrain::InvalidArgument>([&] { ClassificationProblem p(o, images, images); },
+                                         {"label", "[0, 10)"});
+
   // The CNN needs images of at least 14x14.
   write_mnist(tiny_images(4, 1, 12, 12), tiny_images(4, 2, 12, 12));
   o.model = "cnn";
