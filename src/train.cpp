@@ -15,6 +15,7 @@ std::string TrainOptions::validate() const {
   if (batch_size < 1) return "--batch-size must be >= 1, got " + std::to_string(batch_size);
   if (data_subdomains < 0) return "--data-subdomains must be >= 0";
   if (metric_every < 0) return "--metric-every must be >= 0";
+  if (checkpoint_every < 0) return "--checkpoint-every must be >= 0";
   return "";
 }
 
@@ -91,7 +92,7 @@ class BatchObjectives {
     for (const auto& m : micro_indices_) {
       torch::Tensor idx = m.indices;
       micro_.push_back(std::make_unique<LocalObjective>(problem_.parameters(),
-                                                        [this, idx] { return problem_.loss(idx); }));
+                                                        [this, idx] { return problem_.local_loss(idx); }));
     }
   }
 
@@ -157,6 +158,10 @@ Summary train(Problem& problem, Solver& solver, const TrainOptions& options, con
   summary.gradient_evaluations = resume.counters.gradient;
   summary.loss_evaluations = resume.counters.loss_only;
   summary.local_gradient_evaluations = resume.local_gradient_evaluations;
+  summary.initial_loss = resume.initial_loss;
+  summary.final_loss = resume.final_loss;
+  DDTRAIN_CHECK(resume.epoch >= 0 && resume.batch >= 0 && (full_batch ? resume.batch == 0 : true),
+                InvalidArgument, "invalid resume position: epoch ", resume.epoch, ", batch ", resume.batch);
   double elapsed_before = resume.wall_time_s;
   const auto t0 = Clock::now();
   double excluded = 0;  // metric evaluation time, not charged to training
@@ -180,6 +185,25 @@ Summary train(Problem& problem, Solver& solver, const TrainOptions& options, con
   Termination stop = Termination::kRunning;
   std::string message;
   int64_t epoch = resume.epoch;
+  // Where the run would continue: the epoch and the next batch in it.
+  int64_t next_epoch = resume.epoch;
+  int64_t next_batch = resume.batch;
+  auto checkpoint = [&]() {
+    if (!callbacks.on_checkpoint) return;
+    ResumeState state;
+    state.epoch = next_epoch;
+    state.batch = next_batch;
+    state.iteration = summary.iterations;
+    state.wall_time_s = training_time();
+    state.counters.gradient = summary.gradient_evaluations;
+    state.counters.loss_only = summary.loss_evaluations;
+    state.local_gradient_evaluations = summary.local_gradient_evaluations;
+    state.initial_loss = summary.initial_loss;
+    state.final_loss = summary.final_loss;
+    const auto c0 = Clock::now();
+    callbacks.on_checkpoint(state, x);
+    excluded += seconds_since(c0);
+  };
   if (full_batch) batch.set_full_batch();
   for (; epoch < options.epochs && stop == Termination::kRunning; ++epoch) {
     const bool data_changed = problem.on_epoch_begin(epoch);
@@ -193,8 +217,17 @@ Summary train(Problem& problem, Solver& solver, const TrainOptions& options, con
       const int64_t batch_size = std::clamp<int64_t>(solver.batch_size(options.batch_size, n), 1,
                                                      std::max<int64_t>(n, 1));
       batches = order.split(batch_size);
+      // A last batch too small to give every micro-batch a sample joins the one before it.
+      if (batches.size() > 1 && batches.back().numel() < data_subdomains) {
+        torch::Tensor tail = torch::cat({batches[batches.size() - 2], batches.back()});
+        batches.pop_back();
+        batches.back() = tail;
+      }
     }
-    for (size_t k = 0; k < batches.size() && stop == Termination::kRunning; ++k) {
+    const size_t first_batch = epoch == resume.epoch ? static_cast<size_t>(resume.batch) : 0;
+    DDTRAIN_CHECK(first_batch <= batches.size(), InvalidArgument, "invalid resume position: batch ",
+                  first_batch, " of an epoch with ", batches.size(), " batches");
+    for (size_t k = first_batch; k < batches.size() && stop == Termination::kRunning; ++k) {
       if (!full_batch) {
         batch.set_mini_batch(batches[k], data_subdomains);
         ++context.batch_id;
@@ -218,6 +251,13 @@ Summary train(Problem& problem, Solver& solver, const TrainOptions& options, con
       row.local_gradient_evaluations = summary.local_gradient_evaluations;
       row.loss_evaluations = summary.loss_evaluations;
 
+      if (k + 1 == batches.size()) {
+        next_epoch = epoch + 1;
+        next_batch = 0;
+      } else {
+        next_epoch = epoch;
+        next_batch = static_cast<int64_t>(k + 1);
+      }
       if (!std::isfinite(step.loss) || !all_finite(x)) {
         x.copy_(last_good);
         stop = Termination::kNumericalFailure;
@@ -262,9 +302,13 @@ Summary train(Problem& problem, Solver& solver, const TrainOptions& options, con
       if (callbacks.on_epoch_end && !callbacks.on_epoch_end(epoch + 1, x) &&
           stop == Termination::kRunning)
         stop = Termination::kUserRequested;
+      if (stop == Termination::kRunning && options.checkpoint_every > 0 &&
+          (epoch + 1) % options.checkpoint_every == 0 && epoch + 1 < options.epochs)
+        checkpoint();
     }
   }
   if (stop == Termination::kRunning) stop = Termination::kMaxEpochs;
+  if (stop != Termination::kNumericalFailure) checkpoint();
   summary.epochs = epoch;
   summary.termination = stop;
   summary.message = message.empty() ? to_string(stop) : message;

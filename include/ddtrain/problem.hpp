@@ -40,8 +40,15 @@ class Problem {
   /// Differentiable loss. Full batch: this shard's SHARE of the global loss (terms divided by
   /// global counts), `indices` undefined. Mini-batch: MEAN loss over the given sample indices.
   virtual torch::Tensor loss(const torch::Tensor& indices) = 0;
+  /// The loss of `indices` evaluated by this process alone, with no collective and no side
+  /// effect on the model's state: what the data subdomains of SAPTS use, whose local solves run
+  /// independently on each rank (and one after another in a serial emulation). Default: loss().
+  virtual torch::Tensor local_loss(const torch::Tensor& indices) { return loss(indices); }
   /// Test metric (rel. L2 error on the reference grid, test accuracy, ...).
   virtual Metric evaluate() = 0;
+  /// Problem-specific result files into a run's results directory (e.g. Allen-Cahn's predicted
+  /// field, field.csv), written with the current parameters by one process. Default: none.
+  virtual void write_outputs(const std::string& directory) { (void)directory; }
   /// Called before each epoch; returns true if the training data changed (resampling).
   virtual bool on_epoch_begin(int64_t epoch) {
     (void)epoch;

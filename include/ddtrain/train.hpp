@@ -23,7 +23,23 @@ struct TrainOptions {
   int64_t metric_every = 10;     ///< full batch: iterations between metric evaluations (0: end only)
   std::optional<double> target;  ///< stop when the metric reaches this value
   bool broadcast_initial_parameters = true;  ///< rank 0's initial parameters everywhere
+  /// Epochs between calls of Callbacks::on_checkpoint (0: only when the run ends).
+  int64_t checkpoint_every = 0;
   std::string validate() const;  ///< "" if valid, else the reason
+};
+
+/// Where training resumes from (checkpoint restart); defaults start from scratch. The
+/// parameters to resume from are the problem's (set them before calling train), the solver's
+/// state is the solver's (Solver::load_state).
+struct ResumeState {
+  int64_t epoch = 0;       ///< the epoch to continue
+  int64_t batch = 0;       ///< the next mini-batch within that epoch (0 for full-batch problems)
+  int64_t iteration = 0;   ///< solver steps done
+  double wall_time_s = 0;  ///< training time so far
+  EvaluationCounters counters;
+  int64_t local_gradient_evaluations = 0;
+  double initial_loss = kNaN;
+  double final_loss = kNaN;  ///< loss after the last step done
 };
 
 /// Progress and control hooks; every member is optional. Called on every rank.
@@ -34,6 +50,10 @@ struct Callbacks {
   std::function<bool(int64_t epoch, const torch::Tensor& x)> on_epoch_end;
   /// Polled once per iteration (e.g. a SIGINT flag); true = stop with kInterrupted.
   std::function<bool()> interrupted;
+  /// Where to continue from and the parameters there: every TrainOptions::checkpoint_every
+  /// epochs and once when the run ends (not after a numerical failure), so that any run can be
+  /// resumed or extended. Write it with save_checkpoint (ddtrain/checkpoint.hpp).
+  std::function<void(const ResumeState& state, const torch::Tensor& x)> on_checkpoint;
 };
 
 /// How the ranks are arranged: groups of `data` ranks evaluate one objective data-parallel;
@@ -49,14 +69,6 @@ struct Layout {
 /// divide the world size (0 = all ranks in one group).
 Layout make_layout(CommunicatorPtr world, int data_parallel = 0);
 
-/// Where training resumes from (checkpoint restart); defaults start from scratch.
-struct ResumeState {
-  int64_t epoch = 0;
-  int64_t iteration = 0;
-  double wall_time_s = 0;
-  EvaluationCounters counters;
-  int64_t local_gradient_evaluations = 0;
-};
 
 /// Trains the problem's parameters with the solver; never prints, never exits.
 Summary train(Problem& problem, Solver& solver, const TrainOptions& options,

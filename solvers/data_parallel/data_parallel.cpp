@@ -189,7 +189,7 @@ StepSummary Lbfgs::step(StepContext& context, torch::Tensor& x) {
     if (search.decreased) {
       torch::Tensor s = direction * search.step;
       memory_.push(s, search.gradient - gradient_);
-      x.add_(s);
+      x.add_(direction, search.step);  // exactly the trial point the line search evaluated
       summary.step_length = search.step;
       const double change = std::abs(search.loss - loss_);
       loss_ = search.loss;

@@ -213,15 +213,7 @@ StepSummary AdditiveTrustRegion::step(StepContext& context, torch::Tensor& x) {
     summary.loss_evaluations += outcome.loss_evaluations;
     gradient_valid = outcome.gradient_valid;
   }
-  if (gradient_valid) {
-    cache_.store(context.batch_id, x, loss, gradient);
-    summary.gradient_norm = gradient.norm().item<double>();
-  } else {
-    cache_.clear();
-  }
-  summary.loss = loss;
-  summary.radius = global_.radius();
-  summary.step_length = (x - start).norm().item<double>();
+  cache_.finish_step(summary, context.batch_id, x, loss, gradient, gradient_valid, global_.radius(), start);
   return summary;
 }
 

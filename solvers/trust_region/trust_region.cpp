@@ -157,6 +157,20 @@ bool EvaluationCache::lookup(uint64_t batch_id, const torch::Tensor& x, double& 
   return true;
 }
 
+void EvaluationCache::finish_step(StepSummary& summary, uint64_t batch_id, const torch::Tensor& x,
+                                  double loss, const torch::Tensor& gradient, bool gradient_valid,
+                                  double radius, const torch::Tensor& start) {
+  if (gradient_valid) {
+    store(batch_id, x, loss, gradient);
+    summary.gradient_norm = gradient.norm().item<double>();
+  } else {
+    clear();
+  }
+  summary.loss = loss;
+  summary.radius = radius;
+  summary.step_length = (x - start).norm().item<double>();
+}
+
 void EvaluationCache::store(uint64_t batch_id, const torch::Tensor& x, double loss,
                             const torch::Tensor& gradient) {
   valid_ = true;
@@ -219,15 +233,7 @@ StepSummary TrustRegionSolver::step(StepContext& context, torch::Tensor& x) {
     summary.accepted = outcome.accepted;
     gradient_valid = outcome.gradient_valid;
   }
-  if (gradient_valid) {
-    cache_.store(context.batch_id, x, loss, gradient);
-    summary.gradient_norm = gradient.norm().item<double>();
-  } else {
-    cache_.clear();
-  }
-  summary.loss = loss;
-  summary.radius = region_.radius();
-  summary.step_length = (x - start).norm().item<double>();
+  cache_.finish_step(summary, context.batch_id, x, loss, gradient, gradient_valid, region_.radius(), start);
   return summary;
 }
 

@@ -14,6 +14,13 @@ int run_compare(const std::vector<std::string>& args);
 /// `ddtrain reference allen_cahn --out FILE`: writes the spectral reference solution.
 int run_reference(const std::vector<std::string>& args);
 
+/// `ddtrain plot DIR [--format png|svg]`: convergence plots (and Allen-Cahn heatmaps).
+int run_plot(const std::vector<std::string>& args);
+/// Renders the plots of a run or comparison directory; kExitOk on success.
+int render_plots(const std::string& directory, const std::string& format);
+/// Python 3 with matplotlib and the plotting script are present.
+bool plotting_available();
+
 /// One training run as `ddtrain train` does it; returns summary.json's content (rank 0's view)
 /// and fills `status`. `print_summary` prints the closing line.
 nlohmann::json train_once(const std::vector<std::string>& args, int& status, bool print_summary);

@@ -149,16 +149,19 @@ int run_compare(const std::vector<std::string>& given) {
                    "  DIR/comparison.csv and DIR/comparison.md. plbfgs-additive / plbfgs-multiplicative\n"
                    "  are short for plbfgs --variant ... . Without arguments: a small Allen-Cahn comparison\n"
                    "  (" << "adam, lbfgs, plbfgs additive and multiplicative, 30 s each) into ./ddtrain-compare.\n"
-                   "  Every option of `ddtrain train --help` applies to all runs.\n";
+                   "  Every option of `ddtrain train --help` applies to all runs. The plots of `ddtrain plot`\n"
+                   "  go to DIR/plots unless --no-plot.\n";
       return kExitOk;
     }
   }
   // Pull out --solvers and --out; everything else goes to every run.
   std::string solvers, out = "ddtrain-compare";
-  bool overwrite = false;
+  bool overwrite = false, plot = true;
   std::vector<std::string> common;
   for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--solvers" || args[i] == "--out") {
+    if (args[i] == "--no-plot") {
+      plot = false;
+    } else if (args[i] == "--solvers" || args[i] == "--out") {
       DDTRAIN_CHECK(i + 1 < args.size(), InvalidArgument, args[i], " needs a value");
       (args[i] == "--solvers" ? solvers : out) = args[i + 1];
       ++i;
@@ -207,6 +210,11 @@ int run_compare(const std::vector<std::string>& given) {
     write_file_atomically(fs::path(out) / "comparison.csv", table.csv());
     write_file_atomically(fs::path(out) / "comparison.md", table.markdown());
     std::printf("written: %s/comparison.csv, %s/comparison.md\n", out.c_str(), out.c_str());
+    if (plot && plotting_available()) {
+      if (render_plots(out, "png") != kExitOk) std::printf("note: the plots could not be rendered\n");
+    } else if (plot) {
+      std::printf("note: no plots (they need python3 with matplotlib: apt-get install python3-matplotlib)\n");
+    }
   }
   return worst;
 }

@@ -21,7 +21,8 @@ void print_usage() {
                "  train       train one problem with one solver (ddtrain train --help)\n"
                "  compare     several solvers on one problem, one table (ddtrain compare --help);\n"
                "              without arguments: a small Allen-Cahn optimizer comparison\n"
-               "  reference   write a reference solution (ddtrain reference allen_cahn --out FILE.mat)\n\n"
+               "  reference   write a reference solution (ddtrain reference allen_cahn --out FILE.mat)\n"
+               "  plot        convergence plots of a run or comparison (ddtrain plot DIR)\n\n"
                "Options: --help, --version\n";
 }
 
@@ -38,7 +39,8 @@ int dispatch(const std::vector<std::string>& args) {
   if (args[0] == "train") return ddtrain::cli::run_train(rest);
   if (args[0] == "compare") return ddtrain::cli::run_compare(rest);
   if (args[0] == "reference") return ddtrain::cli::run_reference(rest);
-  throw ddtrain::InvalidArgument("unknown command '" + args[0] + "' (accepted: train, compare, reference; see ddtrain --help)");
+  if (args[0] == "plot") return ddtrain::cli::run_plot(rest);
+  throw ddtrain::InvalidArgument("unknown command '" + args[0] + "' (accepted: train, compare, reference, plot; see ddtrain --help)");
 }
 
 std::string rank_prefix() {

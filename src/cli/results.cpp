@@ -1,6 +1,7 @@
 #include "results.hpp"
 
 #include <torch/torch.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -24,6 +25,21 @@ void write_file_atomically(const fs::path& path, const std::string& content) {
     out << content;
     out.flush();
     DDTRAIN_CHECK(out.good(), IoError, "error while writing '", temporary.string(), "'");
+  }
+  std::error_code ec;
+  fs::rename(temporary, path, ec);
+  DDTRAIN_CHECK(!ec, IoError, "cannot rename '", temporary.string(), "' to '", path.string(),
+                "': ", ec.message());
+}
+
+void write_model_atomically(const fs::path& path, torch::nn::Module& model) {
+  const fs::path temporary = path.string() + ".tmp";
+  try {
+    torch::serialize::OutputArchive archive;
+    model.save(archive);
+    archive.save_to(temporary.string());
+  } catch (const c10::Error& e) {
+    throw IoError("cannot write '" + temporary.string() + "': " + e.what_without_backtrace());
   }
   std::error_code ec;
   fs::rename(temporary, path, ec);
@@ -97,6 +113,19 @@ nlohmann::json environment_json() {
   char host[256] = {0};
   gethostname(host, sizeof(host) - 1);
   j["hostname"] = host;
+  struct utsname system {};
+  if (uname(&system) == 0)
+    j["system"] = std::string(system.sysname) + " " + system.release + " " + system.machine;
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; std::getline(cpuinfo, line);) {
+    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) {
+      j["cpu"] = line.substr(line.find(':') + 2);
+      break;
+    }
+  }
+  j["compiler"] = __VERSION__;
+  j["torch_cuda"] = torch::cuda::is_available();
+  if (torch::cuda::is_available()) j["gpus"] = torch::cuda::device_count();
   j["hardware_threads"] = std::thread::hardware_concurrency();
   j["torch_threads"] = torch::get_num_threads();
   return j;

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "commands.hpp"
+#include "ddtrain/checkpoint.hpp"
 #include "ddtrain/error.hpp"
 #include "ddtrain/train.hpp"
 #include "ddtrain/version.hpp"
@@ -16,6 +17,8 @@
 #include "train_setup.hpp"
 
 namespace ddtrain::cli {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -80,6 +83,35 @@ nlohmann::json gather_ensemble(Communicator& world, const Summary& summary) {
   return members;
 }
 
+/// Loads this rank's checkpoint of the run in `dir` into the run (parameters, solver state,
+/// model buffers) and the history so far; checks that all ranks stand at the same iteration.
+ResumeState resume_from_checkpoint(const fs::path& dir, const RunIdentity& identity, Run& run,
+                                   std::vector<IterationSummary>& history) {
+  const fs::path file = checkpoint_file(dir / "checkpoint", run.world->rank());
+  std::error_code ec;
+  DDTRAIN_CHECK(fs::is_regular_file(file, ec), IoError, "--resume '", dir.string(), "': no checkpoint '",
+                file.string(), "' (a run writes one when it ends, is interrupted, or every --checkpoint-every epochs)");
+  Checkpoint checkpoint = load_checkpoint(file, identity, *run.solver, run.problem->model());
+  FlatParameters& parameters = run.problem->parameters();
+  DDTRAIN_CHECK(checkpoint.parameters.numel() == parameters.size(), IoError, "checkpoint '",
+                file.string(), "' holds ", checkpoint.parameters.numel(), " parameters, the model has ",
+                parameters.size());
+  {
+    torch::NoGradGuard no_grad;
+    parameters.values().copy_(checkpoint.parameters.reshape({-1}));
+  }
+  // The files are written rank by rank: a job killed in between leaves them inconsistent.
+  torch::Tensor first = torch::tensor({static_cast<double>(checkpoint.state.iteration)}, torch::kFloat64);
+  run.world->broadcast(first, 0);
+  const bool mine_differs = first.item<double>() != static_cast<double>(checkpoint.state.iteration);
+  const double differing = run.world->allreduce_sum(mine_differs ? 1.0 : 0.0);
+  DDTRAIN_CHECK(differing == 0, IoError, "--resume '", dir.string(),
+                "': the ranks' checkpoint files are from different iterations (the job was killed "
+                "while writing them); no consistent checkpoint to resume from");
+  history = std::move(checkpoint.history);
+  return checkpoint.state;
+}
+
 }  // namespace
 
 int run_train(const std::vector<std::string>& args) {
@@ -94,14 +126,27 @@ nlohmann::json train_once(const std::vector<std::string>& args, int& status, boo
   if (setup.help_requested) return nlohmann::json();
   Run run = build_run(setup);
   const bool writer = run.world->rank() == 0;
+  const RunIdentity identity =
+      run_identity(setup, run.world->size(), run.problem->parameters().size());
+  std::vector<IterationSummary> history;
+  ResumeState resume;
+  if (!setup.resume.empty()) resume = resume_from_checkpoint(setup.resume, identity, run, history);
+  std::error_code same_error;
+  const bool continue_in_place =
+      !setup.resume.empty() && fs::equivalent(setup.resume, setup.out, same_error);
   if (writer && !setup.out.empty()) {
-    prepare_results_directory(setup.out, setup.overwrite);
+    if (!continue_in_place) prepare_results_directory(setup.out, setup.overwrite);
     write_file_atomically(setup.out / "config.ini", setup.config_ini);
+  }
+  if (!setup.out.empty()) {
+    run.world->barrier();  // the directory exists before any rank writes its checkpoint
+    std::error_code ec;
+    fs::create_directories(setup.out / "checkpoint", ec);
+    DDTRAIN_CHECK(!ec, IoError, "cannot create '", (setup.out / "checkpoint").string(), "': ", ec.message());
   }
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
 
-  std::vector<IterationSummary> history;
   Progress progress(writer && !setup.quiet, setup.progress_every, run.train);
   const std::string metric_name = run.problem->evaluate().name;
   Callbacks callbacks;
@@ -114,6 +159,14 @@ nlohmann::json train_once(const std::vector<std::string>& args, int& status, boo
     // Every rank must stop at the same iteration: agree on the flag.
     return run.world->allreduce_sum(g_signal != 0 ? 1.0 : 0.0) > 0;
   };
+  if (!setup.out.empty()) {
+    callbacks.on_checkpoint = [&](const ResumeState& state, const torch::Tensor& x) {
+      Checkpoint checkpoint{identity, state, x, writer ? history : std::vector<IterationSummary>{}};
+      save_checkpoint(checkpoint_file(setup.out / "checkpoint", run.world->rank()), checkpoint,
+                      *run.solver, run.problem->model());
+      if (writer) write_file_atomically(setup.out / "history.csv", history_csv(history));
+    };
+  }
 
   if (writer && setup.verbose) {
     std::printf("ddtrain %s: problem %s, solver %s, %d rank(s) (%d group(s) x %d data-parallel), %s\n",
@@ -123,7 +176,7 @@ nlohmann::json train_once(const std::vector<std::string>& args, int& status, boo
   Summary summary;
   try {
     summary = train(*run.problem, *run.solver, run.train, run.layout, callbacks,
-                    run.partition ? &*run.partition : nullptr);
+                    run.partition ? &*run.partition : nullptr, resume);
   } catch (const std::exception& e) {
     progress.finish();
     if (writer && !setup.out.empty()) {
@@ -144,7 +197,9 @@ nlohmann::json train_once(const std::vector<std::string>& args, int& status, boo
     if (!setup.out.empty()) {
       write_file_atomically(setup.out / "history.csv", history_csv(history));
       write_file_atomically(setup.out / "summary.json", result.dump(2) + "\n");
-      run.write_extra_outputs(setup.out);
+      // The final parameters (after a numerical failure: the last finite ones).
+      write_model_atomically(setup.out / "model.pt", run.problem->model());
+      run.problem->write_outputs(setup.out.string());
     }
     if (!setup.quiet && print_summary) {
       std::printf("%s: %s after %lld iterations, %.3f s; final loss %.6g, %s %.6g%s\n",

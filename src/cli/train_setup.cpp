@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -24,6 +25,10 @@ po::options_description common_options() {
     ("config", po::value<std::string>(), "INI file with more options (command line wins)")
     ("out", po::value<std::string>(), "results directory (config.ini, history.csv, summary.json)")
     ("overwrite", po::bool_switch(), "allow an existing non-empty --out directory")
+    ("checkpoint-every", po::value<int64_t>()->default_value(0),
+     "epochs between checkpoints in DIR/checkpoint (0: only when the run ends or is interrupted)")
+    ("resume", po::value<std::string>(), "continue the run in DIR from its checkpoint (its config.ini "
+     "supplies the options; budgets such as --epochs may be changed)")
     ("precision", po::value<std::string>()->default_value("float32"), "float32 | float64")
     ("device", po::value<std::string>()->default_value("cpu"), "cpu | cuda | cuda:N")
     ("comm", po::value<std::string>()->default_value("auto"), "auto | self | mpi | nccl")
@@ -102,7 +107,7 @@ std::string resolved_ini(const po::variables_map& vm) {
   std::ostringstream out;
   out << "# ddtrain resolved options (defaults included); usable as --config\n";
   for (const auto& [key, value] : vm) {
-    if (key == "config" || key == "help" || key == "out" || key == "overwrite") continue;
+    if (key == "config" || key == "help" || key == "out" || key == "overwrite" || key == "resume") continue;
     if (value.empty()) continue;
     // bool_switch options that are off are written as comments (INI switches need a value).
     out << key << " = " << any_to_string(value.value()) << "\n";
@@ -138,7 +143,42 @@ int default_threads() {
   return std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / local_ranks);
 }
 
+/// The INI file to read: --config, or the config.ini of the run that --resume continues.
+std::optional<std::string> config_file(const po::variables_map& vm) {
+  if (vm.count("resume")) {
+    DDTRAIN_CHECK(!vm.count("config"), InvalidArgument,
+                  "--resume reads the options from DIR/config.ini; do not give --config as well");
+    const fs::path dir = vm["resume"].as<std::string>();
+    std::error_code ec;
+    DDTRAIN_CHECK(fs::is_regular_file(dir / "config.ini", ec), IoError, "--resume '", dir.string(),
+                  "': no config.ini there (not a ddtrain results directory)");
+    return (dir / "config.ini").string();
+  }
+  if (vm.count("config")) return vm["config"].as<std::string>();
+  return std::nullopt;
+}
+
+/// Options that do not change a run's trajectory: they may differ when it is resumed.
+bool changes_trajectory(const std::string& key) {
+  static const std::set<std::string> budgets_and_output = {
+      "config", "help", "out", "overwrite", "resume", "checkpoint-every", "epochs", "max-iterations",
+      "time-limit", "target", "metric-every", "quiet", "verbose", "progress-every", "threads",
+      "comm", "device"};
+  return budgets_and_output.count(key) == 0;
+}
+
 }  // namespace
+
+RunIdentity run_identity(const TrainSetup& setup, int ranks, int64_t parameters) {
+  RunIdentity identity;
+  for (const auto& [key, value] : setup.vm) {
+    if (value.empty() || !changes_trajectory(key)) continue;
+    identity[key] = any_to_string(value.value());
+  }
+  identity["ranks"] = std::to_string(ranks);
+  identity["parameters"] = std::to_string(parameters);
+  return identity;
+}
 
 void print_train_help(const std::string& solver, const std::string& problem) {
   std::cout << "Usage: ddtrain train [--problem NAME] [--solver NAME] [options]\n"
@@ -168,8 +208,8 @@ TrainSetup parse_train_setup(const std::vector<std::string>& args) {
   } catch (const po::error& e) {
     throw InvalidArgument(e.what());
   }
-  if (first.count("config")) {
-    const std::string path = first["config"].as<std::string>();
+  if (const auto file = config_file(first)) {
+    const std::string path = *file;
     std::ifstream config(path);
     DDTRAIN_CHECK(config.good(), IoError, "cannot read --config '", path, "'");
     try {
@@ -195,8 +235,8 @@ TrainSetup parse_train_setup(const std::vector<std::string>& args) {
   try {
     po::parsed_options parsed = po::command_line_parser(args).options(options).run();
     po::store(parsed, vm);
-    if (vm.count("config")) {
-      const std::string path = vm["config"].as<std::string>();
+    if (const auto file = config_file(vm)) {
+      const std::string path = *file;
       std::ifstream config(path);
       DDTRAIN_CHECK(config.good(), IoError, "cannot read --config '", path, "'");
       try {
@@ -220,6 +260,10 @@ TrainSetup parse_train_setup(const std::vector<std::string>& args) {
   setup.problem = problem_name;
   setup.solver = solver_name;
   if (vm.count("out")) setup.out = vm["out"].as<std::string>();
+  if (vm.count("resume")) {
+    setup.resume = vm["resume"].as<std::string>();
+    if (setup.out.empty()) setup.out = setup.resume;
+  }
   setup.overwrite = vm["overwrite"].as<bool>();
   setup.quiet = vm["quiet"].as<bool>();
   setup.verbose = vm["verbose"].as<bool>();
@@ -234,6 +278,9 @@ TrainSetup parse_train_setup(const std::vector<std::string>& args) {
   t.time_limit_s = vm["time-limit"].as<double>();
   t.seed = vm["seed"].as<uint64_t>();
   t.metric_every = vm["metric-every"].as<int64_t>();
+  t.checkpoint_every = vm["checkpoint-every"].as<int64_t>();
+  DDTRAIN_CHECK(t.checkpoint_every == 0 || !setup.out.empty(), InvalidArgument,
+                "--checkpoint-every needs --out (checkpoints go to DIR/checkpoint)");
   if (vm.count("batch-size")) t.batch_size = vm["batch-size"].as<int64_t>();
   if (vm.count("target")) t.target = vm["target"].as<double>();
   const std::string invalid = t.validate();
@@ -335,6 +382,11 @@ nlohmann::json run_summary_json(const TrainSetup& setup, const Run& run, const S
   j["seed"] = setup.train.seed;
   if (run.partition) j["partition"] = run.partition->describe();
   j["environment"] = environment_json();
+  // The full resolved configuration (as in config.ini), so summary.json alone reproduces the run.
+  nlohmann::json config;
+  for (const auto& [key, value] : setup.vm)
+    if (!value.empty() && key != "config" && key != "help") config[key] = any_to_string(value.value());
+  j["config"] = config;
   return j;
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "ddtrain/checkpoint.hpp"
 #include "ddtrain/partition.hpp"
 #include "ddtrain/train.hpp"
 #include "registry.hpp"
@@ -19,6 +20,7 @@ struct TrainSetup {
   std::string problem = "poisson1d";
   std::string solver = "lbfgs";
   std::filesystem::path out;
+  std::filesystem::path resume;  ///< --resume DIR (empty: a new run)
   bool overwrite = false;
   bool quiet = false;
   bool verbose = false;
@@ -43,10 +45,12 @@ struct Run {
   TrainOptions train;     ///< the setup's options, completed (data subdomains)
   std::string describe;   ///< device, precision, partition
   RunSetup run_setup;
-  /// Problem-specific outputs (e.g. the predicted field) into the results directory.
-  std::function<void(const std::filesystem::path&)> write_extra_outputs = [](const auto&) {};
 };
 Run build_run(const TrainSetup& setup);
+
+/// The options that define the run's trajectory, plus the rank and parameter counts: a
+/// checkpoint is only resumed by a run with the same identity.
+RunIdentity run_identity(const TrainSetup& setup, int ranks, int64_t parameters);
 
 /// summary.json: the run's identity, its Summary, and the environment.
 nlohmann::json run_summary_json(const TrainSetup& setup, const Run& run, const Summary& summary);

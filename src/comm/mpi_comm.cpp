@@ -3,19 +3,13 @@
 #include <cstdlib>
 
 #include "ddtrain/error.hpp"
+#include "mpi_check.hpp"
 
 namespace ddtrain {
 
 namespace {
 
-void check_mpi(int code, const char* call) {
-  if (code == MPI_SUCCESS) return;
-  char text[MPI_MAX_ERROR_STRING];
-  int length = 0;
-  MPI_Error_string(code, text, &length);
-  throw CommError(std::string(call) + " failed: " + std::string(text, length));
-}
-#define DDTRAIN_MPI_CALL(call) check_mpi((call), #call)
+#define DDTRAIN_MPI_CALL(call) detail::check_mpi((call), #call)
 
 MPI_Datatype mpi_type(const torch::Tensor& t) {
   switch (t.scalar_type()) {

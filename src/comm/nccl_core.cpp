@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <thread>
 
+#include "mpi_check.hpp"
+
 namespace ddtrain::nccl {
 
 using ::ddtrain::detail::concat;
@@ -30,14 +32,7 @@ void check_nccl(ncclResult_t code, const char* call, ncclComm_t comm) {
 
 namespace {
 
-// A copy of MpiComm's checker: this library is torch-free and cannot use libddtrain's.
-void check_mpi(int code, const char* call) {
-  if (code == MPI_SUCCESS) return;
-  char text[MPI_MAX_ERROR_STRING];
-  int length = 0;
-  MPI_Error_string(code, text, &length);
-  throw CommError(concat(call, " failed: ", std::string(text, length)));
-}
+using ::ddtrain::detail::check_mpi;
 
 ncclDataType_t nccl_type(DataType type) {
   switch (type) {

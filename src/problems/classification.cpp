@@ -170,6 +170,25 @@ torch::Tensor ClassificationProblem::loss(const torch::Tensor& indices) {
   return torch::nn::functional::cross_entropy(logits, train_labels_.index_select(0, idx));
 }
 
+torch::Tensor ClassificationProblem::local_loss(const torch::Tensor& indices) {
+  if (!options_.batch_norm) return loss(indices);
+  std::vector<torch::Tensor> saved;
+  for (const auto& buffer : classifier_->buffers()) saved.push_back(buffer.clone());
+  set_batch_norm_synchronized(false);
+  torch::Tensor result;
+  try {
+    result = loss(indices);
+  } catch (...) {
+    set_batch_norm_synchronized(true);
+    throw;
+  }
+  set_batch_norm_synchronized(true);
+  torch::NoGradGuard no_grad;
+  size_t k = 0;
+  for (auto& buffer : classifier_->buffers()) buffer.copy_(saved[k++]);
+  return result;
+}
+
 template <typename PerChunk>
 void ClassificationProblem::for_each_chunk(const torch::Tensor& images, const torch::Tensor& labels,
                                            PerChunk per_chunk) {

@@ -11,6 +11,8 @@
 #include "ddtrain/models/classifiers.hpp"
 #include "ddtrain/objective.hpp"
 #include "ddtrain/problems/classification.hpp"
+#include "ddtrain/solvers/sapts.hpp"
+#include "ddtrain/train.hpp"
 
 using namespace ddtrain;
 
@@ -133,4 +135,41 @@ TEST(SyncBatchNormMpi, CnnProblemDataParallelEqualsSerial) {
   distributed.parameters().values().copy_(x);
   torch::NoGradGuard no_grad;
   EXPECT_NEAR(distributed.loss(mine).item<double>(), serial.loss(mine).item<double>(), kTol);
+}
+
+TEST(SyncBatchNormMpi, SaptsWithBatchNormOnPRanksEqualsTheSerialEmulation) {
+  // SAPTS's local solves evaluate micro-batch objectives independently on each rank: with batch
+  // norm they use the micro-batch's statistics (Problem::local_loss, no collective, running
+  // statistics untouched), the global tests the whole mini-batch's (synchronized). P ranks then
+  // train exactly as one process emulating the same micro-batches.
+  auto world = std::make_shared<MpiComm>();
+  const int p = world->size();
+  data::ImageDataset train{48, 1, 14, 14, {}, {}, 10};
+  std::mt19937 random(11);
+  for (int64_t i = 0; i < train.count * 196; ++i) train.pixels.push_back(random() % 256);
+  for (int64_t i = 0; i < train.count; ++i) train.labels.push_back(random() % 10);
+  ClassificationOptions options;
+  options.dataset = "mnist";
+  options.model = "ffnn";
+  options.hidden = 12;
+  options.batch_norm = true;
+  options.dtype = torch::kFloat64;
+  options.seed = 9;
+  ClassificationProblem serial(options, train, train);
+  options.comm = world;
+  ClassificationProblem parallel(options, train, train);
+  TrainOptions o;
+  o.epochs = 2;
+  o.batch_size = 24;
+  o.seed = 5;
+  o.data_subdomains = p;
+  Sapts serial_solver(SaptsOptions{}), parallel_solver(SaptsOptions{});
+  const Summary a = ddtrain::train(serial, serial_solver, o, make_layout(std::make_shared<SelfComm>()));
+  const Summary b = ddtrain::train(parallel, parallel_solver, o, make_layout(world));
+  EXPECT_EQ(a.iterations, b.iterations);
+  EXPECT_NEAR(a.final_loss, b.final_loss, kTol * std::abs(a.final_loss));
+  EXPECT_TRUE(close(serial.parameters().values(), parallel.parameters().values()))
+      << "max difference "
+      << (serial.parameters().values() - parallel.parameters().values()).abs().max().item<double>();
+  EXPECT_LT(a.final_loss, a.initial_loss);
 }

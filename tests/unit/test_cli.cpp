@@ -1,59 +1,15 @@
 // The `ddtrain` executable end to end: good runs write the results directory; bad input gives
 // one clear error line on stderr, a non-zero exit, and nothing half-written.
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
-#include <string>
 
-#include <unistd.h>
+#include "cli_helpers.hpp"
 
-namespace fs = std::filesystem;
+using namespace ddtrain::test;
 
 namespace {
-
-struct Outcome {
-  int status = 0;
-  std::string out, err;
-};
-
-fs::path scratch(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("ddtrain_cli_test_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-Outcome run_cli(const std::string& args) {
-  // One directory per test process: ctest runs the tests of this file in parallel.
-  static const fs::path dir = scratch("io_" + std::to_string(getpid()));
-  const std::string command = std::string(DDTRAIN_CLI_PATH) + " " + args + " >" + (dir / "out").string() +
-                              " 2>" + (dir / "err").string();
-  Outcome o;
-  const int raw = std::system(command.c_str());
-  o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  o.out = slurp(dir / "out");
-  o.err = slurp(dir / "err");
-  return o;
-}
-
-void expect_one_line_error(const std::string& args, const std::string& needle) {
-  Outcome o = run_cli(args);
-  EXPECT_NE(o.status, 0) << args;
-  EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << args << "\n" << o.err;
-  EXPECT_NE(o.err.find("ddtrain: error"), std::string::npos) << o.err;
-  EXPECT_NE(o.err.find(needle), std::string::npos) << args << " -> " << o.err;
-}
 
 const std::string kFast = " --precision float64 --nf 32 --depth 2 --width 6 --quiet ";
 
@@ -84,14 +40,25 @@ TEST(Cli, TrainWritesConfigHistoryAndSummary) {
   EXPECT_EQ(nlohmann::json::parse(slurp(again / "summary.json"))["final_loss"], summary["final_loss"]);
 }
 
-TEST(Cli, SameSeedGivesIdenticalLosses) {
+TEST(Cli, SameSeedGivesIdenticalHistories) {
+  // Same seed, ranks and precision: the same history.csv (all but the wall-time column).
   fs::path base = scratch("repro");
   for (const char* name : {"a", "b"})
     ASSERT_EQ(run_cli("train --problem function_fit --solver adam --epochs 20 --seed 7" + kFast + "--out " +
                       (base / name).string()).status, 0);
-  auto a = nlohmann::json::parse(slurp(base / "a" / "summary.json"));
-  auto b = nlohmann::json::parse(slurp(base / "b" / "summary.json"));
-  EXPECT_EQ(a["final_loss"], b["final_loss"]);
+  EXPECT_EQ(trajectory(base / "a" / "history.csv"), trajectory(base / "b" / "history.csv"));
+  EXPECT_EQ(nlohmann::json::parse(slurp(base / "a" / "summary.json"))["final_loss"],
+            nlohmann::json::parse(slurp(base / "b" / "summary.json"))["final_loss"]);
+  // Another seed, another history.
+  ASSERT_EQ(run_cli("train --problem function_fit --solver adam --epochs 20 --seed 8" + kFast + "--out " +
+                    (base / "c").string()).status, 0);
+  EXPECT_NE(trajectory(base / "a" / "history.csv"), trajectory(base / "c" / "history.csv"));
+  // The environment and the full configuration are recorded.
+  auto summary = nlohmann::json::parse(slurp(base / "a" / "summary.json"));
+  for (const char* key : {"ddtrain", "libtorch", "mpi", "hostname", "system", "compiler"})
+    EXPECT_TRUE(summary["environment"].contains(key)) << key;
+  EXPECT_EQ(summary["config"]["seed"], "7");
+  EXPECT_EQ(summary["config"]["solver"], "adam");
 }
 
 TEST(Cli, HelpAndVersion) {
@@ -145,4 +112,23 @@ TEST(Cli, ExistingOutputDirectoryNeedsOverwrite) {
   expect_one_line_error("train --epochs 1 --out " + out.string(), "--overwrite");
   EXPECT_EQ(slurp(out / "keep.txt"), "precious");
   EXPECT_FALSE(fs::exists(out / "summary.json"));
+}
+
+TEST(Cli, DivergingRunEndsWithNumericalFailureAndKeepsTheLastFiniteModel) {
+  fs::path out = scratch("diverge") / "run";
+  Outcome o = run_cli("train --problem function_fit --solver sgd --lr 1e12 --epochs 200" + kFast +
+                      "--out " + out.string());
+  EXPECT_EQ(o.status, 2) << o.err;  // training failed (not bad input: 1)
+  auto summary = nlohmann::json::parse(slurp(out / "summary.json"));
+  EXPECT_EQ(summary["termination"], "numerical_failure");
+  EXPECT_LT(summary["iterations"].get<int>(), 200);
+  ASSERT_TRUE(fs::exists(out / "model.pt"));
+  torch::serialize::InputArchive archive;
+  archive.load_from((out / "model.pt").string());
+  std::vector<std::string> keys = archive.keys();
+  ASSERT_FALSE(keys.empty());
+  for (const auto& key : keys) {
+    torch::Tensor t;
+    if (archive.try_read(key, t)) EXPECT_TRUE(torch::isfinite(t).all().item<bool>()) << key;
+  }
 }

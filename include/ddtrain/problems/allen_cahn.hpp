@@ -126,6 +126,8 @@ class AllenCahnProblem final : public Problem {
   /// Writes x, t, u_ref, u_pred, error = |u_pred - u_ref| on the reference grid (one row per
   /// grid point, header line first) to `path` via `path.tmp` + rename. Throws IoError.
   void write_field_csv(const std::string& path);
+  /// field.csv (reference, prediction, error on the reference grid) into `directory`.
+  void write_outputs(const std::string& directory) override { write_field_csv(directory + "/field.csv"); }
 
   const AllenCahnOptions& options() const { return options_; }
   const reference::ReferenceField& reference() const { return reference_; }

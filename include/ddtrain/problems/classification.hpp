@@ -74,6 +74,9 @@ class ClassificationProblem final : public Problem {
 
   /// Mean cross-entropy over the given training indices (int64, any device), in training mode.
   torch::Tensor loss(const torch::Tensor& indices) override;
+  /// loss() with batch-norm statistics of these indices only (no communication), leaving the
+  /// running statistics untouched, so local solves on any rank count give the same result.
+  torch::Tensor local_loss(const torch::Tensor& indices) override;
   /// Test accuracy in [0, 1] (evaluation mode, no gradients, chunks of eval_chunk).
   Metric evaluate() override;
   /// Mean cross-entropy over the whole training set in use, in evaluation mode (batch norm

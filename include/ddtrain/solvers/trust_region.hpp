@@ -182,6 +182,12 @@ class EvaluationCache {
   void store(uint64_t batch_id, const torch::Tensor& x, double loss,
              const torch::Tensor& gradient);
   void clear() { valid_ = false; }
+  /// The end of a trust-region step at x (tr, sapts, apts alike): caches loss and gradient
+  /// for the next step if the gradient is valid, and fills the summary's loss, gradient norm,
+  /// radius and step length (from `start`).
+  void finish_step(StepSummary& summary, uint64_t batch_id, const torch::Tensor& x, double loss,
+                   const torch::Tensor& gradient, bool gradient_valid, double radius,
+                   const torch::Tensor& start);
 
  private:
   bool valid_ = false;

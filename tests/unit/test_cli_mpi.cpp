@@ -1,0 +1,119 @@
+// `mpirun ... ddtrain train` end to end (compiled only when MPI is enabled): a rank that dies
+// (SIGKILL) or throws ends the whole job quickly, with a non-zero status and a message naming
+// the rank; runs are reproducible and resumable under MPI; a checkpoint of another rank count
+// is refused.
+#ifdef DDTRAIN_MPIEXEC
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+#include <vector>
+
+#include "cli_helpers.hpp"
+
+using namespace ddtrain::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string mpirun(int ranks) {
+  return std::string(DDTRAIN_MPIEXEC) + " -np " + std::to_string(ranks) + " --oversubscribe ";
+}
+
+/// The pid of the process of `rank` among the descendants of `parent` (read from /proc).
+pid_t find_rank_process(pid_t parent, int rank) {
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream environ(entry.path() / "environ", std::ios::binary);
+    std::string variable;
+    bool rank_matches = false;
+    while (std::getline(environ, variable, '\0'))
+      if (variable == "OMPI_COMM_WORLD_RANK=" + std::to_string(rank)) rank_matches = true;
+    if (!rank_matches) continue;
+    // Walk up the parents: must descend from `parent` (other tests may run mpirun too).
+    pid_t pid = std::stoi(name);
+    for (pid_t p = pid; p > 1;) {
+      std::ifstream stat("/proc/" + std::to_string(p) + "/stat");
+      std::string line;
+      std::getline(stat, line);
+      const auto close = line.rfind(')');
+      if (close == std::string::npos) break;
+      std::istringstream rest(line.substr(close + 2));
+      char state;
+      pid_t ppid = 0;
+      rest >> state >> ppid;
+      if (ppid == parent) return pid;
+      p = ppid;
+    }
+  }
+  return -1;
+}
+
+const std::string kEndless =
+    " train --problem poisson1d --solver adam --lr 1e-4 --precision float64 --nf 64 --depth 2 --width 6"
+    " --quiet --epochs 100000000 --checkpoint-every 5 --threads 1 ";
+
+}  // namespace
+
+TEST(DeadRanks, AKilledRankEndsTheJobWithin30Seconds) {
+  for (int ranks : {2, 3}) {
+    const fs::path dir = scratch("dead_rank_" + std::to_string(ranks));
+    const int victim = ranks - 1;
+    BackgroundRun job(mpirun(ranks) + DDTRAIN_CLI_PATH + kEndless + "--out " + (dir / "run").string(),
+                      dir / "log");
+    ASSERT_TRUE(wait_for_file(dir / "run" / "checkpoint" / ("rank-" + std::to_string(victim) + ".pt"), 120))
+        << slurp(dir / "log");
+    const pid_t pid = find_rank_process(job.pid(), victim);
+    ASSERT_GT(pid, 0) << "rank " << victim << " not found";
+    const auto t0 = std::chrono::steady_clock::now();
+    kill(pid, SIGKILL);
+    const int status = job.wait(30);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_NE(status, -1000) << "the job still ran 30 s after rank " << victim << " was killed";
+    EXPECT_NE(status, 0);
+    EXPECT_LT(seconds, 30);
+    const std::string log = slurp(dir / "log");
+    EXPECT_NE(log.find("rank " + std::to_string(victim)), std::string::npos) << log;
+  }
+}
+
+TEST(DeadRanks, AnErrorOnOneRankEndsTheJob) {
+  const fs::path dir = scratch("throwing_rank");
+  const fs::path run = dir / "run";
+  const std::string common = " train --problem poisson1d --solver lbfgs --precision float64 --nf 64 "
+                             "--depth 2 --width 6 --quiet --threads 1 ";
+  ASSERT_EQ(std::system((mpirun(2) + DDTRAIN_CLI_PATH + common + "--epochs 3 --out " + run.string() +
+                         " >" + (dir / "log").string() + " 2>&1").c_str()), 0)
+      << slurp(dir / "log");
+  // Rank 1 cannot resume (its checkpoint is gone) while rank 0 can and waits for it.
+  fs::remove(run / "checkpoint" / "rank-1.pt");
+  BackgroundRun job(mpirun(2) + DDTRAIN_CLI_PATH + " train --resume " + run.string() + " --epochs 6",
+                    dir / "log2");
+  const int status = job.wait(30);
+  EXPECT_NE(status, -1000) << "the job hangs after an error on rank 1";
+  EXPECT_NE(status, 0);
+  const std::string log = slurp(dir / "log2");
+  EXPECT_NE(log.find("ddtrain: error (rank 1): --resume"), std::string::npos) << log;
+}
+
+TEST(CliMpi, ReproducibleAndResumableOnTwoRanks) {
+  const fs::path dir = scratch("mpi_resume");
+  const std::string common = " train --problem allen_cahn --solver plbfgs --variant additive --subdomains 2"
+                             " --precision float64 --nf 64 --depth 2 --width 6 --quiet --threads 1"
+                             " --metric-every 2 ";
+  auto mpi_train = [&](const std::string& args, const std::string& log) {
+    return std::system((mpirun(2) + DDTRAIN_CLI_PATH + args + " >" + (dir / log).string() + " 2>&1").c_str());
+  };
+  ASSERT_EQ(mpi_train(common + "--epochs 8 --out " + (dir / "a").string(), "log_a"), 0) << slurp(dir / "log_a");
+  ASSERT_EQ(mpi_train(common + "--epochs 8 --out " + (dir / "b").string(), "log_b"), 0) << slurp(dir / "log_b");
+  EXPECT_EQ(trajectory(dir / "a" / "history.csv"), trajectory(dir / "b" / "history.csv"));
+  ASSERT_EQ(mpi_train(common + "--epochs 4 --out " + (dir / "part").string(), "log_p"), 0) << slurp(dir / "log_p");
+  ASSERT_EQ(mpi_train(" train --resume " + (dir / "part").string() + " --epochs 8", "log_r"), 0) << slurp(dir / "log_r");
+  EXPECT_EQ(trajectory(dir / "a" / "history.csv"), trajectory(dir / "part" / "history.csv"));
+  // The checkpoint of 2 ranks does not resume on 1.
+  expect_one_line_error("train --resume " + (dir / "part").string() + " --epochs 9",
+                        "ranks is '2' in the checkpoint but '1' in this run");
+}
+
+#endif  // DDTRAIN_MPIEXEC
