@@ -15,6 +15,7 @@ packages=(
   zlib1g-dev                   # gzip'd IDX files
   libmatio-dev                 # MATLAB .mat reference files
   nlohmann-json3-dev           # summary.json, checkpoints' metadata
+  doxygen                      # the API reference (`docs` target)
   dataset-fashion-mnist        # real Fashion-MNIST under /usr/share/datasets/fashion-mnist
   python3-matplotlib python3-numpy  # ddtrain plot
 )

@@ -1,12 +1,14 @@
 #pragma once
-// The one exception hierarchy of ddtrain. Library code throws these and never prints or exits;
-// the CLI catches them at the top, prints one line and exits non-zero.
+/// @file
+/// The one exception hierarchy of ddtrain. Library code throws these and never prints or exits;
+/// the CLI catches them at the top, prints one line and exits non-zero.
 #include <sstream>
 #include <stdexcept>
 #include <string>
 
 namespace ddtrain {
 
+/// The base of every exception ddtrain throws.
 class Error : public std::runtime_error {
  public:
   explicit Error(const std::string& what) : std::runtime_error(what) {}

@@ -1,7 +1,8 @@
 #pragma once
-// FlatParameters: every trainable parameter of a module becomes a view into ONE contiguous
-// tensor, and every gradient a view into ONE contiguous gradient tensor. All optimizer vector
-// algebra and all collectives work on these two tensors.
+/// @file
+/// FlatParameters: every trainable parameter of a module becomes a view into ONE contiguous
+/// tensor, and every gradient a view into ONE contiguous gradient tensor. All optimizer vector
+/// algebra and all collectives work on these two tensors.
 #include <torch/torch.h>
 
 #include <functional>
@@ -37,6 +38,7 @@ struct Layer {
 using LayerOf = std::function<std::string(const std::string& parameter_name)>;
 std::string top_level_layer(const std::string& parameter_name);
 
+/// One module's trainable parameters and gradients as two contiguous flat tensors.
 class FlatParameters {
  public:
   /// Re-points every trainable parameter of `module` into one flat tensor (values are kept).

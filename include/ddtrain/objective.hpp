@@ -1,11 +1,12 @@
 #pragma once
-// Objectives: "evaluate the loss (and gradient) at the flat parameters x".
-//
-// Convention (loss integrity): a LocalObjective evaluates this rank's shard. With a local count
-// n_r given, its closure returns the MEAN loss over the shard and DistributedObjective
-// combines ranks as sum(n_r * L_r) / sum(n_r); without one, the closure returns this rank's
-// SHARE of the global loss (already divided by global counts) and shares are summed. Either
-// way the value equals the serial loss up to rounding, whatever the number of ranks.
+/// @file
+/// Objectives: "evaluate the loss (and gradient) at the flat parameters x".
+///
+/// Convention (loss integrity): a LocalObjective evaluates this rank's shard. With a local count
+/// n_r given, its closure returns the MEAN loss over the shard and DistributedObjective
+/// combines ranks as sum(n_r * L_r) / sum(n_r); without one, the closure returns this rank's
+/// SHARE of the global loss (already divided by global counts) and shares are summed. Either
+/// way the value equals the serial loss up to rounding, whatever the number of ranks.
 #include <torch/torch.h>
 
 #include <functional>
@@ -24,6 +25,7 @@ struct EvaluationCounters {
   int64_t loss_only = 0;  ///< loss-only evaluations (line-search / trust-region trials)
 };
 
+/// The interface every solver minimises: a loss (and gradient) of a flat parameter vector.
 class Objective {
  public:
   virtual ~Objective() = default;

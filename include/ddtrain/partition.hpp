@@ -1,6 +1,7 @@
 #pragma once
-// Partition: parameter subdomains as index ranges into the flat parameter vector, built from
-// layers (contiguous, balanced groups, optional overlap) or from explicit lists.
+/// @file
+/// Partition: parameter subdomains as index ranges into the flat parameter vector, built from
+/// layers (contiguous, balanced groups, optional overlap) or from explicit lists.
 #include <torch/torch.h>
 
 #include <string>
@@ -10,12 +11,14 @@
 
 namespace ddtrain {
 
+/// One parameter subdomain: the layers it was built from and its ranges of the flat vector.
 struct Subdomain {
   std::vector<int> layers;    ///< layer indices (empty for name-based subdomains)
   std::vector<Range> ranges;  ///< sorted, non-overlapping, merged ranges of the flat vector
   int64_t size() const;
 };
 
+/// Parameter subdomains: a list of Subdomain over a flat vector of dimension().
 class Partition {
  public:
   Partition() = default;

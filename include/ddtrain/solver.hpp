@@ -1,6 +1,7 @@
 #pragma once
-// Solver: one outer iteration at a time, `x` updated in place, a StepSummary returned.
-// A solver sees objectives, a communicator and (optionally) a partition; never a problem.
+/// @file
+/// Solver: one outer iteration at a time, `x` updated in place, a StepSummary returned.
+/// A solver sees objectives, a communicator and (optionally) a partition; never a problem.
 #include <torch/torch.h>
 
 #include <memory>
@@ -43,6 +44,7 @@ struct StepContext {
   bool owns_subdomain(int s) const { return s % owners == owner; }
 };
 
+/// An optimizer: one outer iteration per step(); options are fixed at construction.
 class Solver {
  public:
   virtual ~Solver() = default;

@@ -1,5 +1,6 @@
 #pragma once
-// Iteration and run summaries: what solvers and the driver report instead of printing.
+/// @file
+/// Iteration and run summaries: what solvers and the driver report instead of printing.
 #include <cstdint>
 #include <limits>
 #include <string>

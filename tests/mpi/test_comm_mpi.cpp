@@ -37,6 +37,39 @@ TEST(MpiComm, AccumulateSumsCorrections) {
   for (int r = 0; r < p; ++r) EXPECT_DOUBLE_EQ(c[r * 3 + 2].item<double>(), r + 1);
 }
 
+TEST(MpiComm, WrapsACommunicatorTheUserOwns) {
+  // An embedding program's own communicator: the odd and the even ranks of the world.
+  int world_rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+  MPI_Comm mine = MPI_COMM_NULL;
+  ASSERT_EQ(MPI_Comm_split(MPI_COMM_WORLD, world_rank % 2, world_rank, &mine), MPI_SUCCESS);
+  int expected_size = 0, expected_rank = 0;
+  MPI_Comm_size(mine, &expected_size);
+  MPI_Comm_rank(mine, &expected_rank);
+  {
+    auto comm = std::make_shared<MpiComm>(mine);  // not owned: the user frees it
+    EXPECT_EQ(comm->handle(), mine);
+    EXPECT_EQ(comm->size(), expected_size);
+    EXPECT_EQ(comm->rank(), expected_rank);
+    torch::Tensor t = torch::ones({4}, torch::kFloat64);
+    comm->allreduce_sum(t);
+    EXPECT_TRUE(torch::equal(t, torch::full({4}, static_cast<double>(expected_size), torch::kFloat64)));
+  }
+  // Still valid after the wrapper is gone.
+  int size_after = 0;
+  EXPECT_EQ(MPI_Comm_size(mine, &size_after), MPI_SUCCESS);
+  EXPECT_EQ(size_after, expected_size);
+  MPI_Comm_free(&mine);
+
+  // Handed over with take_ownership: freed by the wrapper (no leak, no double free).
+  MPI_Comm owned = MPI_COMM_NULL;
+  ASSERT_EQ(MPI_Comm_dup(MPI_COMM_WORLD, &owned), MPI_SUCCESS);
+  {
+    MpiComm comm(owned, /*take_ownership=*/true);
+    EXPECT_DOUBLE_EQ(comm.allreduce_sum(1.0), static_cast<double>(comm.size()));
+  }
+}
+
 TEST(MpiComm, SplitGivesGroups) {
   auto world = std::make_shared<MpiComm>();
   Layout layout = make_layout(world, 1);

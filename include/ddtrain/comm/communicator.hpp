@@ -1,6 +1,7 @@
 #pragma once
-// Communicator: the collectives every solver uses, behind one interface with backends
-// SelfComm (size 1), MpiComm (CPU tensors, Open MPI) and NcclComm (CUDA tensors).
+/// @file
+/// Communicator: the collectives every solver uses, behind one interface with backends
+/// SelfComm (size 1), MpiComm (CPU tensors, Open MPI) and NcclComm (CUDA tensors).
 #include <torch/torch.h>
 
 #include <memory>
@@ -8,6 +9,7 @@
 
 namespace ddtrain {
 
+/// The collectives of one group of ranks; every rank of the group must make the same calls.
 class Communicator {
  public:
   virtual ~Communicator() = default;

@@ -1,6 +1,7 @@
 #pragma once
-// MpiComm: collectives over an MPI communicator (Open MPI). CPU tensors are reduced in place;
-// CUDA tensors are staged through host memory unless the MPI library is CUDA-aware.
+/// @file
+/// MpiComm: collectives over an MPI communicator (Open MPI). CPU tensors are reduced in place;
+/// CUDA tensors are staged through host memory unless the MPI library is CUDA-aware.
 #include <mpi.h>
 
 #include "ddtrain/comm/communicator.hpp"

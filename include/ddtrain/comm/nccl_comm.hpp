@@ -1,7 +1,8 @@
 #pragma once
-// NcclComm: the Communicator for CUDA tensors. Tensor collectives run over NCCL (NcclCore) on
-// the current c10 CUDA stream; the bootstrap MpiComm shares the NCCL id and carries barriers,
-// host scalars, split and abort. Compiled only against a CUDA LibTorch (DDTRAIN_HAVE_NCCL_COMM).
+/// @file
+/// NcclComm: the Communicator for CUDA tensors. Tensor collectives run over NCCL (NcclCore) on
+/// the current c10 CUDA stream; the bootstrap MpiComm shares the NCCL id and carries barriers,
+/// host scalars, split and abort. Compiled only against a CUDA LibTorch (DDTRAIN_HAVE_NCCL_COMM).
 #include <memory>
 #include <string>
 

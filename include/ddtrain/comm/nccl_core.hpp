@@ -1,10 +1,11 @@
 #pragma once
-// NcclCore: NCCL collectives on raw device buffers, bootstrapped over MPI. Torch-free (CUDA
-// runtime + NCCL + MPI only), so it compiles and links on machines with the CUDA toolkit but
-// no GPU and a CPU-only LibTorch; NcclComm (nccl_comm.hpp) adapts it to torch::Tensor.
-//
-// Every CUDA and NCCL call goes through DDTRAIN_CUDA_CHECK / DDTRAIN_NCCL_CHECK, which throw
-// ddtrain::CommError naming the call and the library's error text.
+/// @file
+/// NcclCore: NCCL collectives on raw device buffers, bootstrapped over MPI. Torch-free (CUDA
+/// runtime + NCCL + MPI only), so it compiles and links on machines with the CUDA toolkit but
+/// no GPU and a CPU-only LibTorch; NcclComm (nccl_comm.hpp) adapts it to torch::Tensor.
+///
+/// Every CUDA and NCCL call goes through DDTRAIN_CUDA_CHECK / DDTRAIN_NCCL_CHECK, which throw
+/// ddtrain::CommError naming the call and the library's error text.
 #include <cuda_runtime.h>
 #include <mpi.h>
 #include <nccl.h>

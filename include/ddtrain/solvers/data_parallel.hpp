@@ -1,7 +1,8 @@
 #pragma once
-// The data-parallel baseline (gradient averaging, as Horovod / DDP / DeepXDE): every rank holds
-// the full model and a shard of the data; one allreduce per evaluation (the global objective of
-// the StepContext); SGD, Adam and L-BFGS then update identically on every rank.
+/// @file
+/// The data-parallel baseline (gradient averaging, as Horovod / DDP / DeepXDE): every rank holds
+/// the full model and a shard of the data; one allreduce per evaluation (the global objective of
+/// the StepContext); SGD, Adam and L-BFGS then update identically on every rank.
 #include <string>
 
 #include "ddtrain/solver.hpp"

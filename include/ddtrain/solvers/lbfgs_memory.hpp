@@ -1,7 +1,8 @@
 #pragma once
-// L-BFGS memory: m curvature pairs (s, y) in a ring of flat tensors, the two-loop recursion on
-// the flat vector, initial scaling gamma = s'y / y'y. A pair is kept only if
-// y's > eps * y'y (skipped pairs are counted).
+/// @file
+/// L-BFGS memory: m curvature pairs (s, y) in a ring of flat tensors, the two-loop recursion on
+/// the flat vector, initial scaling gamma = s'y / y'y. A pair is kept only if
+/// y's > eps * y'y (skipped pairs are counted).
 #include <torch/torch.h>
 
 namespace ddtrain {

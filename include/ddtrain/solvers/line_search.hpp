@@ -1,7 +1,8 @@
 #pragma once
-// Line searches along a direction d from x: strong Wolfe (cubic interpolation, bracketing and
-// zoom; Nocedal & Wright Alg. 3.5/3.6) and backtracking Armijo. Non-finite trial values count
-// as "step too long" and shrink the step.
+/// @file
+/// Line searches along a direction d from x: strong Wolfe (cubic interpolation, bracketing and
+/// zoom; Nocedal & Wright Alg. 3.5/3.6) and backtracking Armijo. Non-finite trial values count
+/// as "step too long" and shrink the step.
 #include <torch/torch.h>
 
 #include <string>

@@ -1,20 +1,21 @@
 #pragma once
-// Preconditioned L-BFGS over parameter subdomains (ALGORITHMS.md §2): a nonlinear additive
-// (ASPQN) or multiplicative (MSPQN) Schwarz preconditioner over the partition's subdomains,
-// followed by a right-preconditioned global L-BFGS step with a strong-Wolfe line search.
-//
-// One outer iteration from θ_k:
-//   1. preconditioner, θ_k -> θ_{k+½}:
-//      additive: every subdomain this rank owns is solved from θ_k (k_loc local steps on the
-//        full loss, other parameters frozen); the corrections are accumulated over
-//        context.accumulate_comm (one collective) and combined (sum / sequential / weighted);
-//      multiplicative: a Gauss–Seidel sweep s = 0..N-1 on every rank, each local solve
-//        data-parallel through context.objective.
-//   2. global step at θ_{k+½}: g_k = ∇L(θ_{k+½}); for k >= 1 the pair
-//      s = θ_k − θ_{k−½} (the previous GLOBAL step), y = g_k − g_{k−1} is pushed; p = −H g_k;
-//      strong-Wolfe search from 1 (empty memory: scaled steepest descent).
-// A stage whose line search finds no decrease is skipped (the point is kept) and reported; the
-// step fails with kLineSearchFailure only when neither stage made progress.
+/// @file
+/// Preconditioned L-BFGS over parameter subdomains (ALGORITHMS.md §2): a nonlinear additive
+/// (ASPQN) or multiplicative (MSPQN) Schwarz preconditioner over the partition's subdomains,
+/// followed by a right-preconditioned global L-BFGS step with a strong-Wolfe line search.
+///
+/// One outer iteration from θ_k:
+///   1. preconditioner, θ_k -> θ_{k+½}:
+///      additive: every subdomain this rank owns is solved from θ_k (k_loc local steps on the
+///        full loss, other parameters frozen); the corrections are accumulated over
+///        context.accumulate_comm (one collective) and combined (sum / sequential / weighted);
+///      multiplicative: a Gauss–Seidel sweep s = 0..N-1 on every rank, each local solve
+///        data-parallel through context.objective.
+///   2. global step at θ_{k+½}: g_k = ∇L(θ_{k+½}); for k >= 1 the pair
+///      s = θ_k − θ_{k−½} (the previous GLOBAL step), y = g_k − g_{k−1} is pushed; p = −H g_k;
+///      strong-Wolfe search from 1 (empty memory: scaled steepest descent).
+/// A stage whose line search finds no decrease is skipped (the point is kept) and reported; the
+/// step fails with kLineSearchFailure only when neither stage made progress.
 #include <memory>
 #include <string>
 #include <vector>

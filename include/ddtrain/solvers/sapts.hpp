@@ -1,13 +1,14 @@
 #pragma once
-// Additive trust-region methods (ALGORITHMS.md §3.2 and §3.3):
-//  - Sapts ("sapts"): additive trust region over DATA subdomains (the micro-batches of each
-//    mini-batch); local steps on first-order-consistent micro-batch objectives.
-//  - Apts ("apts"): additive trust region over PARAMETER subdomains (a disjoint layer-wise
-//    partition); local steps on each subdomain's parameters with the others frozen.
-// Both share one outer iteration (AdditiveTrustRegion::step): global loss and gradient, local
-// corrections of the owned subdomains, ONE accumulate of [s, pred, count], the trial on the
-// global objective with the §3.1 ratio test and radius update, an optional global pass of
-// trust-region steps, and optional batch growth.
+/// @file
+/// Additive trust-region methods (ALGORITHMS.md §3.2 and §3.3):
+///  - Sapts ("sapts"): additive trust region over DATA subdomains (the micro-batches of each
+///    mini-batch); local steps on first-order-consistent micro-batch objectives.
+///  - Apts ("apts"): additive trust region over PARAMETER subdomains (a disjoint layer-wise
+///    partition); local steps on each subdomain's parameters with the others frozen.
+/// Both share one outer iteration (AdditiveTrustRegion::step): global loss and gradient, local
+/// corrections of the owned subdomains, ONE accumulate of [s, pred, count], the trial on the
+/// global objective with the §3.1 ratio test and radius update, an optional global pass of
+/// trust-region steps, and optional batch growth.
 #include <torch/torch.h>
 
 #include <limits>

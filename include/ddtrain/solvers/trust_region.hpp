@@ -1,16 +1,17 @@
 #pragma once
-// Trust-region building blocks (ALGORITHMS.md §3.1) and the mini-batch trust-region solver "tr".
-//
-//  - TrustRegionOptions: radius, acceptance thresholds, radius update, model choice.
-//  - Lsr1Model: limited-memory SR1 matrix B = gamma I + Psi M Psi^T (compact form) and the exact
-//    solution of the subproblem  min g'p + 1/2 p'Bp  s.t. ||p|| <= radius  by the
-//    orthonormal-basis method (Brust, Erway & Marcia 2017), or the dogleg path.
-//  - TrustRegion: radius + model state and ONE complete step on an Objective (propose, trial
-//    evaluation, ratio test, accept or reject, radius update, SR1 pair storage).
-//  - TrustRegionSolver ("tr"): one or several trust-region steps per mini-batch.
-//
-// Every decision is taken from float64 scalars computed from allreduced losses and from
-// gradients that are identical on every rank, so all ranks branch identically.
+/// @file
+/// Trust-region building blocks (ALGORITHMS.md §3.1) and the mini-batch trust-region solver "tr".
+///
+///  - TrustRegionOptions: radius, acceptance thresholds, radius update, model choice.
+///  - Lsr1Model: limited-memory SR1 matrix B = gamma I + Psi M Psi^T (compact form) and the exact
+///    solution of the subproblem  min g'p + 1/2 p'Bp  s.t. ||p|| <= radius  by the
+///    orthonormal-basis method (Brust, Erway & Marcia 2017), or the dogleg path.
+///  - TrustRegion: radius + model state and ONE complete step on an Objective (propose, trial
+///    evaluation, ratio test, accept or reject, radius update, SR1 pair storage).
+///  - TrustRegionSolver ("tr"): one or several trust-region steps per mini-batch.
+///
+/// Every decision is taken from float64 scalars computed from allreduced losses and from
+/// gradients that are identical on every rank, so all ranks branch identically.
 #include <torch/torch.h>
 
 #include <limits>
