@@ -5,7 +5,7 @@ Usage: ddtrain_plot.py DIR [--format png|svg] [--out PLOTDIR]
 
 DIR is a run directory (history.csv, summary.json) or a `ddtrain compare` directory (one run
 per sub-directory). Writes PLOTDIR/convergence.<fmt> (loss and metric against wall time and
-against iterations, one line per run, log scale) and, when the best run wrote field.csv,
+against gradient evaluations, global + subdomain-local, one line per run, log scale) and, when the best run wrote field.csv,
 PLOTDIR/solution.<fmt> (reference, prediction, error). Default PLOTDIR: DIR/plots.
 Works without a display (Agg backend). Called by `ddtrain plot`.
 """
@@ -35,7 +35,12 @@ def read_history(path):
             def num(key):
                 value = row.get(key, "")
                 return float(value) if value not in ("", None) else math.nan
-            rows.append({k: num(k) for k in ("iteration", "epoch", "wall_time_s", "loss", "metric")})
+            r = {k: num(k) for k in ("iteration", "epoch", "wall_time_s", "loss", "metric",
+                                     "gradient_evaluations", "local_gradient_evaluations")}
+            # One axis for every method: all gradient evaluations, global and subdomain-local.
+            r["evaluations"] = r["gradient_evaluations"] + (
+                0 if math.isnan(r["local_gradient_evaluations"]) else r["local_gradient_evaluations"])
+            rows.append(r)
     return rows
 
 
@@ -59,7 +64,27 @@ def find_runs(directory):
             order = int(number) if number.isdigit() else 10**9
             runs.append((order, label or name, run_dir, load(run_dir)))
     runs.sort(key=lambda r: (r[0], r[1]))
+    # The labels as given to `ddtrain compare` (sub-directory names have them sanitized).
+    table = os.path.join(directory, "comparison.csv")
+    if os.path.isfile(table):
+        with open(table, newline="") as f:
+            labels = [row["run"] for row in csv.DictReader(f)]
+        if len(labels) == len(runs):
+            runs = [(o, labels[i], d, s) for i, (o, _, d, s) in enumerate(runs)]
     return [(label, run_dir, summary) for _, label, run_dir, summary in runs]
+
+
+def smoothed(values, window):
+    """Running mean over `window` values (mini-batch losses are noisy)."""
+    if window <= 1:
+        return values
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
 
 
 def convergence(runs, path):
@@ -70,18 +95,29 @@ def convergence(runs, path):
         if not rows:
             continue
         metric_name = summary.get("metric_name") or metric_name
-        loss = [(r["wall_time_s"], r["iteration"], r["loss"]) for r in rows if r["loss"] > 0]
-        metric = [(r["wall_time_s"], r["iteration"], r["metric"]) for r in rows
+        loss = [(r["wall_time_s"], r["evaluations"], r["loss"]) for r in rows if r["loss"] > 0]
+        metric = [(r["wall_time_s"], r["evaluations"], r["metric"]) for r in rows
                   if not math.isnan(r["metric"])]
+        # The final metric (evaluated at the end of every run) closes the curve.
+        if isinstance(summary.get("metric"), (int, float)) and summary.get("wall_time_s") is not None:
+            last = (summary["wall_time_s"], rows[-1]["evaluations"], summary["metric"])
+            if not metric or metric[-1][1] != last[1]:
+                metric.append(last)
+        window = len(loss) // 100 if summary.get("metric_name") == "accuracy" else 1
+        loss_values = smoothed([p[2] for p in loss], window)
+        if window > 1:
+            label_loss = f"{label} (mean of {window})"
+        else:
+            label_loss = label
         for column, x_index in ((0, 0), (1, 1)):
             if loss:
-                axes[0][column].plot([p[x_index] for p in loss], [p[2] for p in loss], label=label)
+                axes[0][column].plot([p[x_index] for p in loss], loss_values, label=label_loss)
             if metric:
                 axes[1][column].plot([p[x_index] for p in metric], [p[2] for p in metric],
                                      marker=".", label=label)
     higher_is_better = metric_name == "accuracy"
     for row, name in ((0, "loss"), (1, metric_name)):
-        for column, xlabel in ((0, "wall time [s]"), (1, "iteration")):
+        for column, xlabel in ((0, "wall time [s]"), (1, "gradient evaluations (global + local)")):
             ax = axes[row][column]
             ax.set_xlabel(xlabel)
             ax.set_ylabel(name)

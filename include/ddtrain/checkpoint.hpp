@@ -41,7 +41,7 @@ void save_checkpoint(const std::filesystem::path& file, const Checkpoint& checkp
 Checkpoint load_checkpoint(const std::filesystem::path& file, const RunIdentity& expected,
                            Solver& solver, torch::nn::Module& model);
 
-/// The file of `rank` in a checkpoint directory: DIR/rank-<rank>.pt.
+/// The file of `rank` in a checkpoint directory: DIR/rank-R.pt (R = rank).
 std::filesystem::path checkpoint_file(const std::filesystem::path& directory, int rank);
 
 }  // namespace ddtrain

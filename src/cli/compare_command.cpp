@@ -1,5 +1,6 @@
 // `ddtrain compare`: runs several solver configurations on one problem with the same seed,
 // data and budget, then prints an aligned table and writes comparison.csv / comparison.md.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -19,7 +20,7 @@ namespace {
 /// The small Allen-Cahn comparison run by `ddtrain compare` without arguments.
 const std::vector<std::string> kDefaultArgs = {
     "--problem", "allen_cahn", "--solvers", "adam,lbfgs,plbfgs-additive,plbfgs-multiplicative",
-    "--nf", "1000", "--epochs", "200", "--time-limit", "30", "--metric-every", "10"};
+    "--nf", "1000", "--epochs", "200", "--time-limit", "30", "--metric-every", "5"};
 
 struct Entry {
   std::string label;              ///< as given, e.g. "plbfgs-additive:subdomains=3"
@@ -137,17 +138,29 @@ struct Table {
   }
 };
 
+/// Without --problem and --solvers: the default comparison, with the given options (e.g.
+/// --out, --overwrite, --epochs) taking the place of the defaults they name.
+std::vector<std::string> with_defaults(const std::vector<std::string>& given) {
+  auto has = [&](const std::string& key) { return std::find(given.begin(), given.end(), key) != given.end(); };
+  if (has("--problem") || has("--solvers")) return given;
+  std::vector<std::string> args = given;
+  for (size_t i = 0; i + 1 < kDefaultArgs.size(); i += 2) {
+    if (!has(kDefaultArgs[i])) args.insert(args.end(), {kDefaultArgs[i], kDefaultArgs[i + 1]});
+  }
+  return args;
+}
+
 }  // namespace
 
 int run_compare(const std::vector<std::string>& given) {
-  std::vector<std::string> args = given.empty() ? kDefaultArgs : given;
+  std::vector<std::string> args = with_defaults(given);
   for (const auto& a : args) {
     if (a == "--help" || a == "-h") {
       std::cout << "Usage: ddtrain compare --problem NAME --solvers S1,S2[:key=value,...],... --out DIR [train options]\n"
                    "  Runs every solver entry on the same problem, seed, data and budget (--epochs,\n"
                    "  --time-limit, --target), one sub-directory per run, then prints a table and writes\n"
                    "  DIR/comparison.csv and DIR/comparison.md. plbfgs-additive / plbfgs-multiplicative\n"
-                   "  are short for plbfgs --variant ... . Without arguments: a small Allen-Cahn comparison\n"
+                   "  are short for plbfgs --variant ... . Without --problem and --solvers: a small Allen-Cahn comparison\n"
                    "  (" << "adam, lbfgs, plbfgs additive and multiplicative, 30 s each) into ./ddtrain-compare.\n"
                    "  Every option of `ddtrain train --help` applies to all runs. The plots of `ddtrain plot`\n"
                    "  go to DIR/plots unless --no-plot.\n";
@@ -168,8 +181,11 @@ int run_compare(const std::vector<std::string>& given) {
     } else if (args[i] == "--solver") {
       throw InvalidArgument("ddtrain compare takes --solvers (a list), not --solver");
     } else {
-      if (args[i] == "--overwrite") overwrite = true;
-      common.push_back(args[i]);
+      if (args[i] == "--overwrite") {
+        overwrite = true;  // every run directory is (re)written anyway
+      } else {
+        common.push_back(args[i]);
+      }
     }
   }
   DDTRAIN_CHECK(!solvers.empty(), InvalidArgument, "ddtrain compare needs --solvers, e.g. --solvers adam,lbfgs");

@@ -35,19 +35,28 @@ fs::path plot_script() {
   return DDTRAIN_PLOT_SCRIPT_SOURCE;
 }
 
+/// A Python 3 with matplotlib: the system's first (a user's pyenv or venv python earlier in
+/// PATH often lacks it), then whatever `python3` is. Empty if none.
+std::string python_with_matplotlib() {
+  for (const char* candidate : {"/usr/bin/python3", "python3"}) {
+    const std::string probe = std::string(candidate) + " -c 'import matplotlib' >/dev/null 2>&1";
+    if (std::system(probe.c_str()) == 0) return candidate;
+  }
+  return "";
+}
+
 }  // namespace
 
-bool plotting_available() {
-  return std::system("python3 -c 'import matplotlib' >/dev/null 2>&1") == 0 && fs::exists(plot_script());
-}
+bool plotting_available() { return !python_with_matplotlib().empty() && fs::exists(plot_script()); }
 
 int render_plots(const std::string& directory, const std::string& format) {
   const fs::path script = plot_script();
   DDTRAIN_CHECK(fs::exists(script), IoError, "the plotting script '", script.string(),
                 "' is missing (set DDTRAIN_PLOT_SCRIPT)");
-  DDTRAIN_CHECK(std::system("python3 -c 'import matplotlib' >/dev/null 2>&1") == 0, InvalidArgument,
+  const std::string python = python_with_matplotlib();
+  DDTRAIN_CHECK(!python.empty(), InvalidArgument,
                 "ddtrain plot needs python3 with matplotlib (Debian: apt-get install python3-matplotlib)");
-  const std::string command = "python3 " + shell_quote(script.string()) + " " + shell_quote(directory) +
+  const std::string command = python + " " + shell_quote(script.string()) + " " + shell_quote(directory) +
                               " --format " + shell_quote(format);
   std::fflush(stdout);
   const int raw = std::system(command.c_str());

@@ -242,6 +242,10 @@ TrainSetup parse_train_setup(const std::vector<std::string>& args) {
       try {
         po::store(po::parse_config_file(config, options, false), vm);
       } catch (const po::error& e) {
+        if (vm.count("resume"))
+          throw InvalidArgument("--resume: the run in '" + vm["resume"].as<std::string>() +
+                                "' was made with another solver or problem (its config.ini: " + e.what() +
+                                "); a run resumes only with its own");
         throw InvalidArgument("--config '" + path + "': " + e.what());
       }
     }

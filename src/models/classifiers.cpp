@@ -43,8 +43,10 @@ torch::Tensor SyncBatchNormImpl::forward(const torch::Tensor& x) {
                   "batch norm in training needs more than one value per channel; the batch has ",
                   x.size(0), " sample(s)");
   }
-  return torch::batch_norm(x, weight, bias, running_mean, running_var, is_training(),
-                           options_.momentum, options_.eps, /*cudnn_enabled=*/true);
+  const bool frozen = is_training() && !update_running_stats_;
+  return torch::batch_norm(x, weight, bias, frozen ? torch::Tensor() : running_mean,
+                           frozen ? torch::Tensor() : running_var, is_training(), options_.momentum,
+                           options_.eps, /*cudnn_enabled=*/true);
 }
 
 torch::Tensor SyncBatchNormImpl::synchronized_forward(const torch::Tensor& x) {

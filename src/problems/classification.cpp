@@ -172,20 +172,21 @@ torch::Tensor ClassificationProblem::loss(const torch::Tensor& indices) {
 
 torch::Tensor ClassificationProblem::local_loss(const torch::Tensor& indices) {
   if (!options_.batch_norm) return loss(indices);
-  std::vector<torch::Tensor> saved;
-  for (const auto& buffer : classifier_->buffers()) saved.push_back(buffer.clone());
-  set_batch_norm_synchronized(false);
+  auto set_local = [&](bool local) {
+    set_batch_norm_synchronized(!local);
+    for (const auto& module : classifier_->modules()) {
+      if (auto* norm = dynamic_cast<SyncBatchNormImpl*>(module.get())) norm->set_update_running_stats(!local);
+    }
+  };
+  set_local(true);
   torch::Tensor result;
   try {
     result = loss(indices);
   } catch (...) {
-    set_batch_norm_synchronized(true);
+    set_local(false);
     throw;
   }
-  set_batch_norm_synchronized(true);
-  torch::NoGradGuard no_grad;
-  size_t k = 0;
-  for (auto& buffer : classifier_->buffers()) buffer.copy_(saved[k++]);
+  set_local(false);
   return result;
 }
 

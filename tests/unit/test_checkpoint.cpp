@@ -58,6 +58,7 @@ TEST(Checkpoint, ResumedMidEpochMiniBatchRunEqualsTheUninterruptedOne) {
   const fs::path dir = scratch("resume_minibatch");
   // 60 training images, batch 8: 8 batches per epoch; stop after 11 steps = inside epoch 2.
   const uint32_t n = 60, side = 8;
+  fs::create_directories(dir / "data");
   Bytes labels;
   for (uint32_t i = 0; i < n; ++i) labels.push_back(static_cast<uint8_t>(i % 10));
   write_plain(dir / "data" / "train-images-idx3-ubyte", idx_bytes(0x803, {n, side, side}, pattern(n * side * side, 3)));
@@ -119,7 +120,7 @@ TEST(Checkpoint, ForeignOrCorruptCheckpointsAreRefused) {
   ASSERT_EQ(run_cli("train --epochs 3 --solver lbfgs" + kPoisson + "--out " + run.string()).status, 0);
   expect_one_line_error("train --resume " + run.string() + " --width 7",
                         "width is '6' in the checkpoint but '7' in this run");
-  expect_one_line_error("train --resume " + run.string() + " --solver adam", "solver");
+  expect_one_line_error("train --resume " + run.string() + " --solver adam", "another solver or problem");
   expect_one_line_error("train --resume " + run.string() + " --config " + (run / "config.ini").string(),
                         "do not give --config");
   expect_one_line_error("train --resume " + (dir / "nothing").string(), "no config.ini");

@@ -129,6 +129,35 @@ TEST(Cli, DivergingRunEndsWithNumericalFailureAndKeepsTheLastFiniteModel) {
   ASSERT_FALSE(keys.empty());
   for (const auto& key : keys) {
     torch::Tensor t;
-    if (archive.try_read(key, t)) EXPECT_TRUE(torch::isfinite(t).all().item<bool>()) << key;
+    if (archive.try_read(key, t)) {
+      EXPECT_TRUE(torch::isfinite(t).all().item<bool>()) << key;
+    }
   }
+}
+
+TEST(Cli, CompareWithoutSolversRunsTheDefaultAllenCahnComparison) {
+  // The quick start's `ddtrain compare --overwrite`: the defaults fill what is not given.
+  fs::path out = scratch("compare_default") / "cmp";
+  Outcome o = run_cli("compare --epochs 2 --nf 64 --depth 2 --width 6 --no-plot --quiet --out " + out.string());
+  ASSERT_EQ(o.status, 0) << o.err;
+  const std::string table = slurp(out / "comparison.csv");
+  for (const char* run : {"adam", "lbfgs", "plbfgs-additive", "plbfgs-multiplicative"})
+    EXPECT_NE(table.find(std::string("\n") + run + ","), std::string::npos) << run << "\n" << table;
+  EXPECT_NE(table.find("rel_l2"), std::string::npos);
+  EXPECT_TRUE(fs::exists(out / "1-adam" / "field.csv"));
+  // Again into the same directory: refused without --overwrite, accepted with it.
+  expect_one_line_error("compare --epochs 2 --nf 64 --no-plot --out " + out.string(), "--overwrite");
+  EXPECT_EQ(run_cli("compare --epochs 2 --nf 64 --depth 2 --width 6 --no-plot --quiet --overwrite --out " +
+                    out.string()).status, 0);
+}
+
+TEST(Cli, PlotRendersTheConvergencePictures) {
+  fs::path out = scratch("plot") / "run";
+  ASSERT_EQ(run_cli("train --problem poisson1d --solver lbfgs --epochs 5" + kFast + "--out " + out.string()).status, 0);
+  Outcome o = run_cli("plot " + out.string());
+  ASSERT_EQ(o.status, 0) << o.err;
+  EXPECT_GT(fs::file_size(out / "plots" / "convergence.png"), 1000u);
+  expect_one_line_error("plot", "needs a directory");
+  expect_one_line_error("plot " + (out / "nothing").string(), "is not a directory");
+  expect_one_line_error("plot " + out.string() + " --format gif", "--format 'gif'");
 }

@@ -39,7 +39,11 @@ class PoisonedProblem final : public Problem {
   int64_t calls() const { return calls_; }
 
  private:
-  torch::nn::Linear model_{torch::nn::LinearOptions(4, 1)};
+  // Seeded here: members are built before the constructor body runs.
+  torch::nn::Linear model_{[] {
+    torch::manual_seed(3);
+    return torch::nn::Linear(torch::nn::LinearOptions(4, 1));
+  }()};
   std::unique_ptr<FlatParameters> flat_;
   torch::Tensor inputs_, targets_;
   int64_t poison_after_;

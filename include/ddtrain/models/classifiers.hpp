@@ -47,6 +47,9 @@ class SyncBatchNormImpl : public torch::nn::Module {
   /// mode when the (global) batch has a single value per channel.
   torch::Tensor forward(const torch::Tensor& x);
   void set_communicator(CommunicatorPtr comm) { comm_ = std::move(comm); }
+  /// Training forwards update the running statistics (default true). Off, a forward uses the
+  /// batch's statistics and leaves the running ones as they are (local, throw-away evaluations).
+  void set_update_running_stats(bool on) { update_running_stats_ = on; }
   const SyncBatchNormOptions& options() const { return options_; }
 
   torch::Tensor weight, bias;               ///< affine parameters (ones, zeros)
@@ -56,6 +59,7 @@ class SyncBatchNormImpl : public torch::nn::Module {
   torch::Tensor synchronized_forward(const torch::Tensor& x);
   SyncBatchNormOptions options_;
   CommunicatorPtr comm_;
+  bool update_running_stats_ = true;
 };
 TORCH_MODULE(SyncBatchNorm);
 
