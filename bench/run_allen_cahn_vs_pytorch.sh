@@ -23,7 +23,7 @@ iterations=${ITERATIONS:-10}
 raw=$(mktemp -d)
 trap 'rm -rf "$raw"' EXIT
 
-echo "# $(date -u '+%F %T') UTC; $(uname -srm); nproc $(nproc); load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# $(date -u '+%F %T') UTC; $(uname -srm); nproc $(getconf _NPROCESSORS_ONLN); load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# libtorch $(dpkg-query -W -f='${Version}' libtorch-dev 2>/dev/null || echo '?'),"\
      "python3-torch $($python -c 'import torch; print(torch.__version__)')," \
      "BLAS $(readlink -f /etc/alternatives/libblas.so.3-x86_64-linux-gnu 2>/dev/null || echo '?')"

@@ -86,8 +86,9 @@ struct AllenCahnOptions {
   /// tests/unit/test_taylor.cpp). Taylor mode propagates u, u_x, u_t, u_xx forward through the
   /// network in one stacked pass and needs one backward for the parameter gradient; autograd
   /// differentiates the network output twice with create_graph and then backpropagates
-  /// through that graph. Taylor is the default because it is faster: one loss + gradient
-  /// evaluation of ResNet 6 x 40, float32, costs about half (bench/RESULTS-allen-cahn.md).
+  /// through that graph. Taylor is the default because it is faster: a loss + gradient
+  /// evaluation of ResNet 6 x 40, float32, N_f 2000..40000, took 5-30 % less CPU time in most
+  /// measured cases on a shared 2-core machine (bench/RESULTS-allen-cahn.md).
   Derivatives derivatives = Derivatives::kTaylor;
 
   // ---- run
