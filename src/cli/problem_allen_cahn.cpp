@@ -63,6 +63,9 @@ void add_options(po::options_description& options) {
                   "causal weighting in time, epsilon; 0 = off (allen_cahn: 0)");
   add_option_once(options, "causal-bins", po::value<int64_t>(),
                   "time bins of causal weighting (allen_cahn: 32)");
+  add_option_once(options, "derivatives", po::value<std::string>(),
+                  "input derivatives of the PDE residual: taylor (forward Taylor mode, one "
+                  "stacked pass; faster) | autograd (nested reverse mode) (allen_cahn: taylor)");
   add_option_once(options, "reference", po::value<std::string>(),
                   "reference solution FILE.mat (x, tt, uu); default: computed (allen_cahn)");
   add_option_once(options, "model", po::value<std::string>(),
@@ -88,6 +91,7 @@ ProblemPtr make(const po::variables_map& vm, const RunSetup& setup) {
   o.diffusion = double_option(vm, "diffusion", o.diffusion);
   o.causal_epsilon = double_option(vm, "causal-epsilon", o.causal_epsilon);
   o.causal_bins = integer_option(vm, "causal-bins", o.causal_bins);
+  o.derivatives = parse_derivatives(string_option(vm, "derivatives", to_string(o.derivatives)));
   o.reference_path = string_option(vm, "reference", o.reference_path);
   o.model = string_option(vm, "model", o.model);
   o.depth = integer_option(vm, "depth", o.depth);

@@ -55,6 +55,16 @@ std::string to_string(Constraints constraints) {
   return constraints == Constraints::kHard ? "hard" : "soft";
 }
 
+Derivatives parse_derivatives(const std::string& name) {
+  if (name == "taylor") return Derivatives::kTaylor;
+  if (name == "autograd") return Derivatives::kAutograd;
+  throw InvalidArgument("--derivatives must be taylor or autograd, got '" + name + "'");
+}
+
+std::string to_string(Derivatives derivatives) {
+  return derivatives == Derivatives::kTaylor ? "taylor" : "autograd";
+}
+
 std::string AllenCahnOptions::validate() const {
   if (!(diffusion >= 0) || !std::isfinite(diffusion)) return "--diffusion must be finite and >= 0";
   if (!(reaction >= 0) || !std::isfinite(reaction)) return "the reaction coefficient must be finite and >= 0";
@@ -104,6 +114,14 @@ torch::Tensor allen_cahn_residual(const SpaceTimeFunction& u, const torch::Tenso
   const torch::Tensor u_xx = torch::autograd::grad({u_x}, {points}, {torch::ones_like(u_x)}, true,
                                                    create_graph)[0].select(1, 0);
   return u_t - diffusion * u_xx + reaction * (value.pow(3) - value);
+}
+
+torch::Tensor allen_cahn_residual(const SpaceTimeJet& u, double diffusion, double reaction) {
+  DDTRAIN_CHECK(u.value.defined() && u.has_t() && u.has_xx(), InvalidArgument,
+                "the Allen–Cahn residual needs a jet with u, u_t and u_xx");
+  const torch::Tensor value = u.value.reshape({-1});
+  return u.t.reshape({-1}) - diffusion * u.xx.reshape({-1}) +
+         reaction * (value.pow(3) - value);
 }
 
 double relative_l2_error(const torch::Tensor& prediction, const torch::Tensor& reference) {
@@ -161,12 +179,14 @@ void AllenCahnProblem::build_model() {
     ResNet net(ResNetOptions{inputs, 1, options_.depth, options_.width, options_.activation});
     module_ = net.ptr();
     network_ = [net](const torch::Tensor& in) mutable { return net->forward(in); };
+    network_jet_ = [net](const SpaceTimeJet& in) mutable { return forward_jet(*net, in); };
     layer_of = resnet_layer_of;
   } else {
     FullyConnected net(
         FullyConnectedOptions{inputs, 1, options_.depth, options_.width, options_.activation});
     module_ = net.ptr();
     network_ = [net](const torch::Tensor& in) mutable { return net->forward(in); };
+    network_jet_ = [net](const SpaceTimeJet& in) mutable { return forward_jet(*net, in); };
   }
   initialize_xavier(*module_, mix_seed(options_.seed, kModelStream));
   module_->to(options_.device, options_.dtype);
@@ -227,6 +247,45 @@ torch::Tensor AllenCahnProblem::predict(const torch::Tensor& xt) {
   return (allen_cahn_initial_condition(x) + t * network_(features)).reshape({-1});
 }
 
+SpaceTimeJet AllenCahnProblem::predict_jet(const torch::Tensor& xt, bool with_t, bool with_xx) {
+  DDTRAIN_CHECK(xt.dim() == 2 && xt.size(1) == 2, InvalidArgument,
+                "predict_jet needs (n, 2) points");
+  // The points are data: derivatives with respect to them are propagated, not taped.
+  const torch::Tensor points = xt.detach().to(options_.device, options_.dtype);
+  if (options_.constraints == Constraints::kSoft) {
+    SpaceTimeJet u = network_jet_(coordinate_jet(points, with_t, with_xx));
+    for (torch::Tensor* part : {&u.value, &u.x, &u.t, &u.xx})
+      if (part->defined()) *part = part->reshape({-1});
+    return u;
+  }
+  // Hard: u = g(x) + t N(cos(pi x), sin(pi x), t) with g = x^2 cos(pi x).
+  const torch::Tensor x = points.narrow(1, 0, 1), t = points.narrow(1, 1, 1);
+  const torch::Tensor c = torch::cos(kPi * x), s = torch::sin(kPi * x);
+  const torch::Tensor zero = torch::zeros_like(x);
+  SpaceTimeJet features;
+  features.value = torch::cat({c, s, t}, 1);
+  features.x = torch::cat({-kPi * s, kPi * c, zero}, 1);
+  if (with_t) features.t = torch::cat({zero, zero, torch::ones_like(x)}, 1);
+  if (with_xx) features.xx = torch::cat({-kPi * kPi * c, -kPi * kPi * s, zero}, 1);
+  const SpaceTimeJet n = network_jet_(features);
+
+  SpaceTimeJet u;
+  const torch::Tensor x2 = x * x;
+  u.value = (x2 * c + t * n.value).reshape({-1});
+  u.x = (2 * x * c - kPi * x2 * s + t * n.x).reshape({-1});
+  if (with_t) u.t = (n.value + t * n.t).reshape({-1});
+  if (with_xx)
+    u.xx = (2 * c - 4 * kPi * x * s - kPi * kPi * x2 * c + t * n.xx).reshape({-1});
+  return u;
+}
+
+torch::Tensor AllenCahnProblem::residual(const torch::Tensor& xt) {
+  if (options_.derivatives == Derivatives::kTaylor)
+    return allen_cahn_residual(predict_jet(xt), options_.diffusion, options_.reaction);
+  return allen_cahn_residual([this](const torch::Tensor& points) { return predict(points); }, xt,
+                             options_.diffusion, options_.reaction);
+}
+
 torch::Tensor AllenCahnProblem::residual_term(const torch::Tensor& squared_residual) {
   if (options_.causal_epsilon <= 0) return squared_residual.sum() / residual_count_;
   if (!causal_weights_.defined()) {
@@ -242,9 +301,16 @@ torch::Tensor AllenCahnProblem::residual_term(const torch::Tensor& squared_resid
 
 torch::Tensor AllenCahnProblem::soft_constraint_terms() {
   const torch::Tensor initial = (predict(initial_points_) - initial_values_).square().sum() / initial_count_;
-  const torch::Tensor u = predict(boundary_points_);
-  const torch::Tensor u_x = torch::autograd::grad({u}, {boundary_points_}, {torch::ones_like(u)},
-                                                  true, true)[0].select(1, 0);
+  torch::Tensor u, u_x;
+  if (options_.derivatives == Derivatives::kTaylor) {
+    const SpaceTimeJet jet = predict_jet(boundary_points_, false, false);
+    u = jet.value;
+    u_x = jet.x;
+  } else {
+    u = predict(boundary_points_);
+    u_x = torch::autograd::grad({u}, {boundary_points_}, {torch::ones_like(u)}, true, true)[0]
+              .select(1, 0);
+  }
   const int64_t n = boundary_points_.size(0) / 2;
   const torch::Tensor jump = u.narrow(0, 0, n) - u.narrow(0, n, n);
   const torch::Tensor slope_jump = u_x.narrow(0, 0, n) - u_x.narrow(0, n, n);
@@ -255,9 +321,11 @@ torch::Tensor AllenCahnProblem::soft_constraint_terms() {
 torch::Tensor AllenCahnProblem::loss(const torch::Tensor& indices) {
   DDTRAIN_CHECK(!indices.defined(), InvalidArgument,
                 "allen_cahn is a full-batch problem: loss() takes no sample indices");
-  torch::AutoGradMode enable_grad(true);  // see allen_cahn_residual
-  const torch::Tensor r = allen_cahn_residual([this](const torch::Tensor& xt) { return predict(xt); },
-                                              residual_points_, options_.diffusion, options_.reaction);
+  // Autograd derivatives need a graph even in no-grad mode (see allen_cahn_residual); Taylor
+  // mode follows the caller's mode (no graph at all under NoGradGuard).
+  torch::AutoGradMode enable_grad(options_.derivatives == Derivatives::kAutograd ||
+                                  torch::GradMode::is_enabled());
+  const torch::Tensor r = residual(residual_points_);
   torch::Tensor loss = residual_term(r.square());
   if (options_.constraints == Constraints::kSoft) loss = loss + soft_constraint_terms();
   return loss;

@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 
+#include "ddtrain/models/taylor.hpp"
 #include "ddtrain/problem.hpp"
 #include "ddtrain/problems/pinn_sampling.hpp"
 #include "ddtrain/reference/allen_cahn_reference.hpp"
@@ -29,6 +30,14 @@ enum class Constraints {
 };
 Constraints parse_constraints(const std::string& name);  // throws InvalidArgument
 std::string to_string(Constraints constraints);
+
+/// How the residual's input derivatives u_x, u_t, u_xx are computed.
+enum class Derivatives {
+  kTaylor,    ///< "taylor": forward Taylor mode, one stacked pass (ddtrain/models/taylor.hpp)
+  kAutograd,  ///< "autograd": nested reverse mode (torch::autograd::grad, create_graph)
+};
+Derivatives parse_derivatives(const std::string& name);  // throws InvalidArgument
+std::string to_string(Derivatives derivatives);
 
 struct AllenCahnOptions {
   // ---- the equation
@@ -72,6 +81,16 @@ struct AllenCahnOptions {
   int64_t width = 40;               ///< --width
   std::string activation = "tanh";  ///< --activation
 
+  // ---- how the residual is differentiated
+  /// --derivatives taylor|autograd. Both give the same residual and loss gradient (to rounding;
+  /// tests/unit/test_taylor.cpp). Taylor mode propagates u, u_x, u_t, u_xx forward through the
+  /// network in one stacked pass and needs one backward for the parameter gradient; autograd
+  /// differentiates the network output twice with create_graph and then backpropagates
+  /// through that graph. Taylor is the default because it is faster: a loss + gradient
+  /// evaluation of ResNet 6 x 40, float32, N_f 2000..40000, took 5-30 % less CPU time in most
+  /// measured cases on a shared 2-core machine (bench/RESULTS-allen-cahn.md).
+  Derivatives derivatives = Derivatives::kTaylor;
+
   // ---- run
   torch::Dtype dtype = torch::kFloat32;  ///< float32 or float64 (parameters and points)
   torch::Device device = torch::kCPU;
@@ -92,6 +111,9 @@ using SpaceTimeFunction = std::function<torch::Tensor(const torch::Tensor& xt)>;
 /// graph so the residual can be differentiated again (for a loss gradient).
 torch::Tensor allen_cahn_residual(const SpaceTimeFunction& u, const torch::Tensor& xt,
                                   double diffusion, double reaction, bool create_graph = true);
+
+/// The same residual from a jet of u that holds u, u_x, u_t and u_xx (Taylor mode).
+torch::Tensor allen_cahn_residual(const SpaceTimeJet& u, double diffusion, double reaction);
 
 /// x^2 cos(pi x), the initial condition.
 torch::Tensor allen_cahn_initial_condition(const torch::Tensor& x);
@@ -123,6 +145,13 @@ class AllenCahnProblem final : public Problem {
 
   /// u at points xt (n, 2) = (x, t), shape (n), in the problem's dtype, differentiable.
   torch::Tensor predict(const torch::Tensor& xt);
+  /// The jet of u at points xt (n, 2): value and u_x always, u_t and u_xx if asked; each of
+  /// shape (n), by Taylor mode whatever options().derivatives says. Throws InvalidArgument for
+  /// an activation without Taylor-mode derivatives (none of ddtrain::activate's).
+  SpaceTimeJet predict_jet(const torch::Tensor& xt, bool with_t = true, bool with_xx = true);
+  /// The PDE residual at points xt (n, 2), shape (n), by options().derivatives, differentiable
+  /// with respect to the parameters.
+  torch::Tensor residual(const torch::Tensor& xt);
   /// Writes x, t, u_ref, u_pred, error = |u_pred - u_ref| on the reference grid (one row per
   /// grid point, header line first) to `path` via `path.tmp` + rename. Throws IoError.
   void write_field_csv(const std::string& path);
@@ -146,6 +175,7 @@ class AllenCahnProblem final : public Problem {
   reference::ReferenceField reference_;
   std::shared_ptr<torch::nn::Module> module_;
   std::function<torch::Tensor(const torch::Tensor&)> network_;
+  std::function<SpaceTimeJet(const SpaceTimeJet&)> network_jet_;  ///< forward_jet of the model
   std::unique_ptr<FlatParameters> parameters_;
 
   int64_t round_ = 0;  ///< resampling round the current points belong to

@@ -1,0 +1,123 @@
+// Wall time of one L-BFGS iteration and one Adam step of ddtrain on the Allen–Cahn PINN
+// (ResNet 6 x 40, tanh, hard constraints, float32 by default) for N_f = 2000, 10000, 40000
+// residual points, with Taylor-mode and autograd residual derivatives. The counterpart of
+// bench/pytorch_allen_cahn.py; bench/run_allen_cahn_vs_pytorch.sh runs both. Prints CSV rows.
+//
+// Usage: bench_allen_cahn [--threads N] [--nf 2000,10000,40000] [--derivatives taylor,autograd]
+//                         [--lbfgs-iterations 20] [--adam-steps 21] [--precision float32|float64]
+// L-BFGS: `iterations` warm-up iterations, then the same number timed (as the PyTorch side runs
+// one warm-up step() of max_iter iterations and times a second one). Adam: 2 warm-up steps,
+// then the median of single steps.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "ddtrain/objective.hpp"
+#include "ddtrain/problems/allen_cahn.hpp"
+#include "ddtrain/solvers/data_parallel.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+/// Process CPU time (all threads) in ms: robust against other load on a shared machine.
+double cpu_ms() { return 1e3 * static_cast<double>(std::clock()) / CLOCKS_PER_SEC; }
+
+std::vector<std::string> split(const std::string& list) {
+  std::vector<std::string> out;
+  std::stringstream in(list);
+  for (std::string item; std::getline(in, item, ',');) out.push_back(item);
+  return out;
+}
+
+ddtrain::AllenCahnOptions problem_options(int64_t nf, ddtrain::Derivatives derivatives,
+                                          torch::Dtype dtype) {
+  ddtrain::AllenCahnOptions o;  // ResNet 6 x 40, tanh, hard constraints
+  o.nf = nf;
+  o.derivatives = derivatives;
+  o.dtype = dtype;
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int threads = 1, lbfgs_iterations = 20, adam_steps = 21;
+  std::string nf_list = "2000,10000,40000", modes = "taylor,autograd", precision = "float32";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string key = argv[i], value = argv[i + 1];
+    if (key == "--threads") threads = std::atoi(value.c_str());
+    else if (key == "--nf") nf_list = value;
+    else if (key == "--derivatives") modes = value;
+    else if (key == "--lbfgs-iterations") lbfgs_iterations = std::atoi(value.c_str());
+    else if (key == "--adam-steps") adam_steps = std::max(1, std::atoi(value.c_str()));
+    else if (key == "--precision") precision = value;
+    else {
+      std::fprintf(stderr, "unknown option %s\n", key.c_str());
+      return 2;
+    }
+  }
+  torch::set_num_threads(threads);
+  const torch::Dtype dtype = precision == "float64" ? torch::kFloat64 : torch::kFloat32;
+  // The reference field only feeds the metric, which is not timed: a tiny one saves set-up.
+  ddtrain::reference::AllenCahnReferenceOptions small;
+  small.nx = 16;
+  small.nt_out = 3;
+  const ddtrain::reference::ReferenceField reference = ddtrain::reference::solve_allen_cahn(small);
+
+  std::printf("# ddtrain, threads %d, %s\n", torch::get_num_threads(), precision.c_str());
+  std::printf("# nf,derivatives,lbfgs_ms_per_iteration,lbfgs_evaluations_per_iteration,adam_ms_per_step,"
+              "lbfgs_cpu_ms_per_iteration,adam_cpu_ms_per_step\n");
+  for (const std::string& nf_text : split(nf_list)) {
+    const int64_t nf = std::atoll(nf_text.c_str());
+    for (const std::string& mode : split(modes)) {
+      const ddtrain::Derivatives derivatives = ddtrain::parse_derivatives(mode);
+      double lbfgs_ms = 0, evaluations = 0, lbfgs_cpu = 0, adam_cpu = 0;
+      {
+        ddtrain::AllenCahnProblem problem(problem_options(nf, derivatives, dtype), reference);
+        ddtrain::LocalObjective objective(problem.parameters(), [&] { return problem.loss({}); });
+        ddtrain::Lbfgs solver;
+        torch::Tensor x = objective.initial_point();
+        for (int k = 0; k < lbfgs_iterations; ++k) ddtrain::step(solver, objective, x);
+        objective.reset_counters();
+        const auto t0 = Clock::now();
+        const double c0 = cpu_ms();
+        for (int k = 0; k < lbfgs_iterations; ++k) ddtrain::step(solver, objective, x);
+        lbfgs_ms = ms_since(t0) / lbfgs_iterations;
+        lbfgs_cpu = (cpu_ms() - c0) / lbfgs_iterations;
+        evaluations = static_cast<double>(objective.counters().gradient +
+                                          objective.counters().loss_only) /
+                      lbfgs_iterations;
+      }
+      std::vector<double> adam_ms;
+      {
+        ddtrain::AllenCahnProblem problem(problem_options(nf, derivatives, dtype), reference);
+        ddtrain::LocalObjective objective(problem.parameters(), [&] { return problem.loss({}); });
+        ddtrain::Adam solver;
+        torch::Tensor x = objective.initial_point();
+        double c0 = 0;
+        for (int k = 0; k < adam_steps + 2; ++k) {
+          if (k == 2) c0 = cpu_ms();
+          const auto t0 = Clock::now();
+          ddtrain::step(solver, objective, x);
+          if (k >= 2) adam_ms.push_back(ms_since(t0));
+        }
+        adam_cpu = (cpu_ms() - c0) / adam_steps;
+      }
+      std::nth_element(adam_ms.begin(), adam_ms.begin() + adam_ms.size() / 2, adam_ms.end());
+      std::printf("%lld,%s,%.3f,%.2f,%.3f,%.3f,%.3f\n", static_cast<long long>(nf), mode.c_str(),
+                  lbfgs_ms, evaluations, adam_ms[adam_ms.size() / 2], lbfgs_cpu, adam_cpu);
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# ddtrain vs PyTorch on the Allen–Cahn PINN (ResNet 6 x 40, hard constraints, float32): time of
+# one L-BFGS iteration and one Adam step for N_f = 2000, 10000, 40000, with 1 and 2 threads.
+# Both sides run in this one invocation, interleaved, REPEATS times each, with the same thread
+# settings (OMP_NUM_THREADS, torch.set_num_threads / --threads, OMP_WAIT_POLICY=PASSIVE); the
+# medians and the ratios ddtrain / PyTorch are printed per N_f.
+#
+# Usage: bench/run_allen_cahn_vs_pytorch.sh [BUILD_DIR]
+# Environment: REPEATS (3), THREADS ("1 2"), NF (2000,10000,40000), ITERATIONS (10 L-BFGS
+#   iterations and Adam steps timed per run), PYTORCH_TAYLOR=1 also times the PyTorch script
+#   with Taylor-mode derivatives (same algorithm as ddtrain's default), MALLOC_TUNE (1, see
+#   below). L-BFGS is compared per loss+gradient evaluation: the two line searches need
+#   different numbers of evaluations per iteration (both columns are printed).
+# Needs python3-torch (scripts/install-deps.sh --with-bench).
+set -euo pipefail
+build=${1:-build}
+here=$(cd "$(dirname "$0")" && pwd)
+python=/usr/bin/python3  # Debian's python3-torch
+repeats=${REPEATS:-3}
+threads_list=${THREADS:-1 2}
+nf=${NF:-2000,10000,40000}
+iterations=${ITERATIONS:-10}
+raw=$(mktemp -d)
+trap 'rm -rf "$raw"' EXIT
+
+echo "# $(date -u '+%F %T') UTC; $(uname -srm); nproc $(getconf _NPROCESSORS_ONLN); load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# libtorch $(dpkg-query -W -f='${Version}' libtorch-dev 2>/dev/null || echo '?'),"\
+     "python3-torch $($python -c 'import torch; print(torch.__version__)')," \
+     "BLAS $(readlink -f /etc/alternatives/libblas.so.3-x86_64-linux-gnu 2>/dev/null || echo '?')"
+export OMP_WAIT_POLICY=PASSIVE
+# glibc returns large freed blocks to the kernel by default, so every big tensor of every
+# evaluation is page-faulted in again; MALLOC_TUNE=1 (default) keeps them, for BOTH sides.
+if [[ "${MALLOC_TUNE:-1}" == 1 ]]; then
+  export MALLOC_MMAP_THRESHOLD_=4000000000 MALLOC_TRIM_THRESHOLD_=4000000000 MALLOC_TOP_PAD_=268435456
+fi
+echo "# OMP_WAIT_POLICY=PASSIVE, MALLOC_TUNE=${MALLOC_TUNE:-1}, repeats $repeats, threads $threads_list"
+for threads in $threads_list; do
+  export OMP_NUM_THREADS=$threads
+  for ((r = 0; r < repeats; ++r)); do
+    "$build/bench/bench_allen_cahn" --threads "$threads" --nf "$nf" \
+      --lbfgs-iterations "$iterations" --adam-steps "$((iterations + 1))" |
+      grep -v '^#' | sed "s/^/ddtrain,$threads,/" >> "$raw/rows.csv"
+    $python "$here/pytorch_allen_cahn.py" --threads "$threads" --nf ${nf//,/ } \
+      --lbfgs-iterations "$iterations" --adam-steps "$((iterations + 1))" |
+      grep -v '^#' | sed "s/^\([0-9]*\),/pytorch,$threads,\1,autograd,/" >> "$raw/rows.csv"
+    if [[ "${PYTORCH_TAYLOR:-0}" == 1 ]]; then
+      $python "$here/pytorch_allen_cahn.py" --threads "$threads" --nf ${nf//,/ } --derivatives taylor \
+        --lbfgs-iterations "$iterations" --adam-steps "$((iterations + 1))" |
+        grep -v '^#' | sed "s/^\([0-9]*\),/pytorch,$threads,\1,taylor,/" >> "$raw/rows.csv"
+    fi
+  done
+done
+echo "## raw rows: side,threads,nf,derivatives,lbfgs_ms_per_iteration,evaluations_per_iteration,adam_ms_per_step,lbfgs_cpu_ms_per_iteration,adam_cpu_ms_per_step"
+cat "$raw/rows.csv"
+$python - "$raw/rows.csv" <<'EOF'
+import collections, statistics, sys
+rows = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    side, threads, nf, mode, *values = line.strip().split(",")
+    rows[(side, mode, int(threads), int(nf))].append([float(v) for v in values])
+med = {k: [statistics.median(v[i] for v in vs) for i in range(5)] for k, vs in rows.items()}
+print("## medians (ms) and ratios ddtrain / PyTorch (autograd, its usual PINN form)")
+print("wall = elapsed time, cpu = process CPU time (all threads; robust against other load)")
+print("| threads | N_f | side | L-BFGS wall/iter | evals/iter | L-BFGS wall/eval | Adam wall/step | "
+      "L-BFGS cpu/iter | Adam cpu/step | ratio L-BFGS wall/eval | ratio Adam wall | "
+      "ratio L-BFGS cpu/eval | ratio Adam cpu |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+for key in sorted(med, key=lambda k: (k[2], k[3], k[0], k[1])):
+    side, mode, threads, nf = key
+    lbfgs, evals, adam, lbfgs_cpu, adam_cpu = med[key]
+    b = med.get(("pytorch", "autograd", threads, nf))
+    ratios = ["", "", "", ""]
+    if b:
+        ratios = [f"{(lbfgs / evals) / (b[0] / b[1]):.2f}", f"{adam / b[2]:.2f}",
+                  f"{(lbfgs_cpu / evals) / (b[3] / b[1]):.2f}", f"{adam_cpu / b[4]:.2f}"]
+    print(f"| {threads} | {nf} | {side} {mode} | {lbfgs:.1f} | {evals:.2f} | {lbfgs / evals:.1f} | "
+          f"{adam:.1f} | {lbfgs_cpu:.1f} | {adam_cpu:.1f} | {' | '.join(ratios)} |")
+EOF

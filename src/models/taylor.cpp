@@ -1,0 +1,283 @@
+#include "ddtrain/models/taylor.hpp"
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+
+#include <cmath>
+
+#include "ddtrain/error.hpp"
+
+namespace ddtrain {
+
+namespace {
+
+/// A jet stored as one tensor (slots, n, k): slot 0 the value, slot 1 d/dx, then d/dt if
+/// `t`, then d2/dx2 if `xx` (always last). Linear layers act on all slots with one matmul.
+struct StackedJet {
+  torch::Tensor data;
+  bool t = false;
+  bool xx = false;
+
+  int64_t slots() const { return 2 + (t ? 1 : 0) + (xx ? 1 : 0); }
+  /// Slots of the first-order tangents (x and t): 1 .. first_order().
+  int64_t first_order() const { return t ? 2 : 1; }
+};
+
+StackedJet stack(const SpaceTimeJet& jet) {
+  DDTRAIN_CHECK(jet.value.defined() && jet.x.defined(), InvalidArgument,
+                "a space-time jet needs its value and x derivative");
+  DDTRAIN_CHECK(jet.value.dim() == 2 && jet.x.sizes() == jet.value.sizes() &&
+                    (!jet.has_t() || jet.t.sizes() == jet.value.sizes()) &&
+                    (!jet.has_xx() || jet.xx.sizes() == jet.value.sizes()),
+                InvalidArgument, "a space-time jet's parts must all be (n, k) of one shape");
+  std::vector<torch::Tensor> parts{jet.value, jet.x};
+  if (jet.has_t()) parts.push_back(jet.t);
+  if (jet.has_xx()) parts.push_back(jet.xx);
+  return StackedJet{torch::stack(parts), jet.has_t(), jet.has_xx()};
+}
+
+SpaceTimeJet unstack(const StackedJet& jet) {
+  SpaceTimeJet out;
+  out.value = jet.data.select(0, 0);
+  out.x = jet.data.select(0, 1);
+  if (jet.t) out.t = jet.data.select(0, 2);
+  if (jet.xx) out.xx = jet.data.select(0, jet.slots() - 1);
+  return out;
+}
+
+/// W h on every slot by one matmul. The bias, which belongs to the value slot only, is
+/// returned apart (undefined if the layer has none) so that the activation adds it to the
+/// value it computes anyway instead of copying the whole stack.
+struct Affine {
+  StackedJet linear;
+  torch::Tensor bias;
+};
+
+Affine linear(const StackedJet& in, const torch::nn::Linear& layer) {
+  const torch::Tensor& w = layer->weight;
+  const int64_t slots = in.data.size(0), n = in.data.size(1);
+  DDTRAIN_CHECK(in.data.size(2) == w.size(1), InvalidArgument, "forward_jet: the input jet has ",
+                in.data.size(2), " features, the layer expects ", w.size(1));
+  const torch::Tensor z =
+      in.data.reshape({slots * n, w.size(1)}).mm(w.t()).view({slots, n, w.size(0)});
+  return Affine{StackedJet{z, in.t, in.xx}, layer->bias};
+}
+
+/// The affine map's jet with the bias added (the network's output layer).
+StackedJet with_bias(const Affine& affine) {
+  const torch::Tensor& z = affine.linear.data;
+  if (!affine.bias.defined()) return affine.linear;
+  return StackedJet{
+      torch::cat({(z.select(0, 0) + affine.bias).unsqueeze(0), z.narrow(0, 1, z.size(0) - 1)}),
+      affine.linear.t, affine.linear.xx};
+}
+
+/// sigma(z), sigma'(z) and (if `second`) sigma''(z); sigma'' undefined where it is zero (relu).
+struct Derivatives {
+  torch::Tensor a, d1, d2;
+};
+
+Derivatives derivatives(const torch::Tensor& z, const std::string& name, bool second) {
+  Derivatives d;
+  if (name == "tanh") {
+    d.a = torch::tanh(z);
+    d.d1 = 1 - d.a.square();
+    if (second) d.d2 = -2 * d.a * d.d1;
+  } else if (name == "sigmoid") {
+    d.a = torch::sigmoid(z);
+    d.d1 = d.a * (1 - d.a);
+    if (second) d.d2 = d.d1 * (1 - 2 * d.a);
+  } else if (name == "sin") {
+    d.a = torch::sin(z);
+    d.d1 = torch::cos(z);
+    if (second) d.d2 = -d.a;
+  } else if (name == "relu") {
+    d.a = torch::relu(z);
+    d.d1 = (z > 0).to(z.scalar_type());  // as autograd: 0 at z = 0; sigma'' = 0
+  } else if (name == "gelu") {  // exact (erf) GELU, torch::gelu's default
+    const double inv_sqrt2 = 1.0 / std::sqrt(2.0), inv_sqrt2pi = 0.3989422804014327;  // 1/sqrt(2 pi)
+    d.a = torch::gelu(z);
+    const torch::Tensor cdf = 0.5 * (1 + torch::erf(z * inv_sqrt2));
+    const torch::Tensor pdf = torch::exp(-0.5 * z.square()) * inv_sqrt2pi;
+    d.d1 = cdf + z * pdf;
+    if (second) d.d2 = pdf * (2 - z.square());
+  } else if (name == "softplus") {  // beta 1, threshold 20: linear above, as torch::softplus
+    d.a = torch::softplus(z);
+    const torch::Tensor s = torch::sigmoid(z), linear_part = z > 20;
+    d.d1 = torch::where(linear_part, torch::ones_like(s), s);
+    if (second) d.d2 = torch::where(linear_part, torch::zeros_like(s), s * (1 - s));
+  } else {
+    check_activation(name);  // throws for unknown names
+    throw InvalidArgument("forward_jet: no derivatives for activation '" + name + "'");
+  }
+  return d;
+}
+
+// ---- tanh, fused (CPU) ------------------------------------------------------------------------
+//
+// The default PINN activation gets one elementwise pass forward and one backward instead of
+// about a dozen tensor ops each way. With v = z_0 + b, a = tanh v, s = 1 - a^2, s' = -2 a s,
+// s'' = -2 s (1 - 3 a^2), the outputs are
+//   o_0 = a,  o_x = s z_x,  o_t = s z_t,  o_xx = s z_xx + s' z_x^2
+// and for output gradients g the input gradients
+//   g_x' = s g_x + 2 s' z_x g_xx,  g_t' = s g_t,  g_xx' = s g_xx,
+//   g_v  = s g_0 + s' (z_x g_x + z_t g_t + z_xx g_xx) + s'' z_x^2 g_xx,   g_b = sum_n g_v.
+
+// `out` slot 0 already holds a = tanh(z_0 + b) (torch's vectorized tanh); the loops below are
+// branch-free for each (T, t, xx) so the compiler vectorizes them.
+template <typename T, bool t, bool xx>
+void tanh_jet_forward_kernel(const T* __restrict__ z, T* __restrict__ out, int64_t e) {
+  const int64_t sx = e, st = 2 * e, sxx = (t ? 3 : 2) * e;
+  at::parallel_for(0, e, 16384, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const T a = out[i], s = 1 - a * a, zx = z[sx + i];
+      out[sx + i] = s * zx;
+      if constexpr (t) out[st + i] = s * z[st + i];
+      if constexpr (xx) out[sxx + i] = s * z[sxx + i] - 2 * a * s * zx * zx;
+    }
+  });
+}
+
+template <typename T, bool t, bool xx>
+void tanh_jet_backward_kernel(const T* __restrict__ z, const T* __restrict__ out,
+                              const T* __restrict__ g, T* __restrict__ gz, int64_t e) {
+  const int64_t sx = e, st = 2 * e, sxx = (t ? 3 : 2) * e;
+  at::parallel_for(0, e, 16384, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const T a = out[i], s = 1 - a * a, s1 = -2 * a * s, zx = z[sx + i];
+      T gv = s * g[i] + s1 * zx * g[sx + i];
+      T gx = s * g[sx + i];
+      if constexpr (t) {
+        gv += s1 * z[st + i] * g[st + i];
+        gz[st + i] = s * g[st + i];
+      }
+      if constexpr (xx) {
+        const T gxx = g[sxx + i], s2 = -2 * s * (1 - 3 * a * a);
+        gv += (s1 * z[sxx + i] + s2 * zx * zx) * gxx;
+        gx += 2 * s1 * zx * gxx;
+        gz[sxx + i] = s * gxx;
+      }
+      gz[i] = gv;
+      gz[sx + i] = gx;
+    }
+  });
+}
+
+class TanhJet : public torch::autograd::Function<TanhJet> {
+ public:
+  /// z: (slots, n, w) contiguous CPU; bias: (w) or undefined.
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& z,
+                               const torch::Tensor& bias, bool t, bool xx) {
+    const torch::Tensor zc = z.contiguous();
+    const torch::Tensor b = bias.defined() ? bias.contiguous() : bias;
+    torch::Tensor out = torch::empty_like(zc);
+    const int64_t e = zc.size(1) * zc.size(2);
+    torch::Tensor value = out.select(0, 0);
+    if (b.defined()) {
+      torch::add_out(value, zc.select(0, 0), b);
+      value.tanh_();
+    } else {
+      torch::tanh_out(value, zc.select(0, 0));
+    }
+    AT_DISPATCH_FLOATING_TYPES(zc.scalar_type(), "tanh_jet_forward", [&] {
+      const scalar_t* zp = zc.data_ptr<scalar_t>();
+      scalar_t* op = out.data_ptr<scalar_t>();
+      if (t && xx) tanh_jet_forward_kernel<scalar_t, true, true>(zp, op, e);
+      else if (t) tanh_jet_forward_kernel<scalar_t, true, false>(zp, op, e);
+      else if (xx) tanh_jet_forward_kernel<scalar_t, false, true>(zp, op, e);
+      else tanh_jet_forward_kernel<scalar_t, false, false>(zp, op, e);
+    });
+    ctx->save_for_backward({zc, out});
+    ctx->saved_data["t"] = t;
+    ctx->saved_data["xx"] = xx;
+    ctx->saved_data["bias"] = bias.defined();
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    DDTRAIN_CHECK(!torch::GradMode::is_enabled(), InvalidArgument,
+                  "forward_jet: the fused tanh jet has no second derivative (create_graph)");
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor& z = saved[0];
+    const torch::Tensor& out = saved[1];
+    const bool t = ctx->saved_data["t"].toBool(), xx = ctx->saved_data["xx"].toBool();
+    if (!grads[0].defined()) return {torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    const torch::Tensor g = grads[0].contiguous();
+    torch::Tensor gz = torch::empty_like(z);
+    const int64_t e = z.size(1) * z.size(2);
+    AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "tanh_jet_backward", [&] {
+      const scalar_t *zp = z.data_ptr<scalar_t>(), *op = out.data_ptr<scalar_t>(),
+                     *gp = g.data_ptr<scalar_t>();
+      scalar_t* gzp = gz.data_ptr<scalar_t>();
+      if (t && xx) tanh_jet_backward_kernel<scalar_t, true, true>(zp, op, gp, gzp, e);
+      else if (t) tanh_jet_backward_kernel<scalar_t, true, false>(zp, op, gp, gzp, e);
+      else if (xx) tanh_jet_backward_kernel<scalar_t, false, true>(zp, op, gp, gzp, e);
+      else tanh_jet_backward_kernel<scalar_t, false, false>(zp, op, gp, gzp, e);
+    });
+    torch::Tensor gb = ctx->saved_data["bias"].toBool() ? gz.select(0, 0).sum(0) : torch::Tensor();
+    return {gz, gb, torch::Tensor(), torch::Tensor()};
+  }
+};
+
+StackedJet activate(const StackedJet& z, const torch::Tensor& bias, const std::string& name) {
+  if (name == "tanh" && z.data.device().is_cpu() &&
+      (z.data.scalar_type() == torch::kFloat || z.data.scalar_type() == torch::kDouble) &&
+      (!bias.defined() || bias.scalar_type() == z.data.scalar_type())) {
+    return StackedJet{TanhJet::apply(z.data, bias, z.t, z.xx), z.t, z.xx};
+  }
+  const torch::Tensor value = bias.defined() ? z.data.select(0, 0) + bias : z.data.select(0, 0);
+  const Derivatives d = derivatives(value, name, z.xx);
+  std::vector<torch::Tensor> parts{d.a.unsqueeze(0),
+                                   d.d1.unsqueeze(0) * z.data.narrow(0, 1, z.first_order())};
+  if (z.xx) {
+    const torch::Tensor z_x = z.data.select(0, 1), z_xx = z.data.select(0, z.slots() - 1);
+    torch::Tensor a_xx = d.d1 * z_xx;
+    if (d.d2.defined()) a_xx = a_xx + d.d2 * z_x.square();
+    parts.push_back(a_xx.unsqueeze(0));
+  }
+  return StackedJet{torch::cat(parts), z.t, z.xx};
+}
+
+}  // namespace
+
+SpaceTimeJet coordinate_jet(const torch::Tensor& xt, bool with_t, bool with_xx) {
+  DDTRAIN_CHECK(xt.dim() == 2 && xt.size(1) == 2, InvalidArgument,
+                "coordinate_jet needs (n, 2) points (x, t)");
+  SpaceTimeJet jet;
+  jet.value = xt;
+  const auto options = xt.options().requires_grad(false);
+  jet.x = torch::tensor({1.0, 0.0}, options).expand({xt.size(0), 2});
+  if (with_t) jet.t = torch::tensor({0.0, 1.0}, options).expand({xt.size(0), 2});
+  if (with_xx) jet.xx = torch::zeros({xt.size(0), 2}, options);
+  return jet;
+}
+
+SpaceTimeJet activate_jet(const SpaceTimeJet& z, const std::string& activation) {
+  return unstack(activate(stack(z), torch::Tensor(), activation));
+}
+
+SpaceTimeJet forward_jet(FullyConnectedImpl& network, const SpaceTimeJet& input) {
+  const std::string& activation = network.options().activation;
+  StackedJet h = stack(input);
+  const auto& layers = network.linears();
+  for (size_t l = 0; l + 1 < layers.size(); ++l) {
+    const Affine z = linear(h, layers[l]);
+    h = activate(z.linear, z.bias, activation);
+  }
+  return unstack(with_bias(linear(h, layers.back())));
+}
+
+SpaceTimeJet forward_jet(ResNetImpl& network, const SpaceTimeJet& input) {
+  const std::string& activation = network.options().activation;
+  const auto& units = network.units();
+  Affine z = linear(stack(input), units[0]);
+  StackedJet h = activate(z.linear, z.bias, activation);
+  for (size_t k = 1; k < units.size(); ++k) {
+    z = linear(h, units[k]);
+    h = StackedJet{h.data + activate(z.linear, z.bias, activation).data, h.t, h.xx};
+  }
+  return unstack(with_bias(linear(h, network.output())));
+}
+
+}  // namespace ddtrain

@@ -1,0 +1,180 @@
+// Taylor-mode derivatives (ddtrain/models/taylor.hpp) and the Allen–Cahn residual built on
+// them: the network jets equal nested autograd for every activation and both networks, the
+// problem's Taylor residual and loss gradient equal the autograd ones (hard and soft
+// constraints, ResNet and FC), u_x / u_t / u_xx match central differences, and the option
+// parses and validates.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "ddtrain/error.hpp"
+#include "ddtrain/models.hpp"
+#include "ddtrain/models/resnet.hpp"
+#include "ddtrain/models/taylor.hpp"
+#include "ddtrain/objective.hpp"
+#include "ddtrain/problems/allen_cahn.hpp"
+
+namespace ddtrain {
+namespace {
+
+const auto kF64 = torch::TensorOptions().dtype(torch::kFloat64);
+
+double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a - b).norm().item<double>() / std::max(b.norm().item<double>(), 1e-300);
+}
+
+/// u, u_x, u_t, u_xx of a scalar network f(x, t) by nested autograd, each (n).
+std::vector<torch::Tensor> autograd_derivatives(const std::function<torch::Tensor(torch::Tensor)>& f,
+                                                const torch::Tensor& xt) {
+  const torch::Tensor points = xt.detach().requires_grad_(true);
+  const torch::Tensor u = f(points).reshape({-1});
+  const torch::Tensor du = torch::autograd::grad({u}, {points}, {torch::ones_like(u)}, true, true)[0];
+  const torch::Tensor u_x = du.select(1, 0);
+  const torch::Tensor u_xx =
+      torch::autograd::grad({u_x}, {points}, {torch::ones_like(u_x)}, true, true)[0].select(1, 0);
+  return {u.detach(), u_x.detach(), du.select(1, 1).detach(), u_xx.detach()};
+}
+
+void expect_jet_equals_autograd(const SpaceTimeJet& jet,
+                                const std::vector<torch::Tensor>& expected,
+                                const std::string& what) {
+  const torch::Tensor parts[] = {jet.value, jet.x, jet.t, jet.xx};
+  const char* names[] = {"u", "u_x", "u_t", "u_xx"};
+  for (int i = 0; i < 4; ++i)
+    EXPECT_LT(relative_error(parts[i].detach().reshape({-1}), expected[i]), 1e-12)
+        << what << ": " << names[i];
+}
+
+TEST(TaylorJet, NetworkJetsEqualNestedAutogradForEveryActivation) {
+  torch::manual_seed(3);
+  const torch::Tensor xt = torch::rand({57, 2}, kF64) * 2 - 1;
+  for (const std::string activation : {"tanh", "relu", "sigmoid", "sin", "gelu", "softplus"}) {
+    FullyConnected fc(FullyConnectedOptions{2, 1, 3, 9, activation});
+    ResNet resnet(ResNetOptions{2, 1, 3, 9, activation});
+    fc->to(torch::kFloat64);
+    resnet->to(torch::kFloat64);
+    expect_jet_equals_autograd(forward_jet(*fc, coordinate_jet(xt)),
+                               autograd_derivatives([&](torch::Tensor p) { return fc->forward(p); }, xt),
+                               "fc " + activation);
+    expect_jet_equals_autograd(
+        forward_jet(*resnet, coordinate_jet(xt)),
+        autograd_derivatives([&](torch::Tensor p) { return resnet->forward(p); }, xt),
+        "resnet " + activation);
+  }
+}
+
+TEST(TaylorJet, FirstOrderJetLeavesOutTAndXx) {
+  ResNet net(ResNetOptions{2, 1, 2, 5, "tanh"});
+  net->to(torch::kFloat64);
+  const torch::Tensor xt = torch::rand({11, 2}, kF64);
+  const SpaceTimeJet jet = forward_jet(*net, coordinate_jet(xt, false, false));
+  EXPECT_FALSE(jet.has_t());
+  EXPECT_FALSE(jet.has_xx());
+  const SpaceTimeJet full = forward_jet(*net, coordinate_jet(xt));
+  EXPECT_LT(relative_error(jet.x, full.x), 1e-15);
+  EXPECT_LT(relative_error(jet.value, full.value), 1e-15);
+}
+
+TEST(TaylorJet, RejectsAMismatchedInputAndAnUnknownActivation) {
+  ResNet net(ResNetOptions{3, 1, 2, 5, "tanh"});
+  net->to(torch::kFloat64);
+  EXPECT_THROW(forward_jet(*net, coordinate_jet(torch::rand({4, 2}, kF64))), InvalidArgument);
+  EXPECT_THROW(coordinate_jet(torch::rand({4, 3}, kF64)), InvalidArgument);
+  EXPECT_THROW(activate_jet(coordinate_jet(torch::rand({4, 2}, kF64)), "swish"), InvalidArgument);
+}
+
+// ---- the Allen–Cahn problem ----------------------------------------------------------------
+
+reference::ReferenceField tiny_reference() {
+  reference::AllenCahnReferenceOptions o;
+  o.nx = 32;
+  o.nt_out = 5;
+  return reference::solve_allen_cahn(o);
+}
+
+AllenCahnOptions tiny_options(Constraints constraints, const std::string& model,
+                              Derivatives derivatives) {
+  AllenCahnOptions o;
+  o.nf = 157;
+  o.n0 = 23;
+  o.nb = 19;
+  o.model = model;
+  o.depth = 3;
+  o.width = 10;
+  o.diffusion = 0.01;  // larger than the default so u_xx weighs in the comparison
+  o.dtype = torch::kFloat64;
+  o.constraints = constraints;
+  o.derivatives = derivatives;
+  o.seed = 5;
+  return o;
+}
+
+TEST(TaylorAllenCahn, ResidualAndLossGradientEqualAutograd) {
+  const reference::ReferenceField reference = tiny_reference();
+  for (Constraints constraints : {Constraints::kHard, Constraints::kSoft}) {
+    for (const std::string model : {"resnet", "fc"}) {
+      const std::string what = to_string(constraints) + " " + model;
+      AllenCahnProblem taylor(tiny_options(constraints, model, Derivatives::kTaylor), reference);
+      AllenCahnProblem autograd(tiny_options(constraints, model, Derivatives::kAutograd), reference);
+      ASSERT_TRUE(torch::equal(taylor.parameters().values(), autograd.parameters().values()));
+      ASSERT_TRUE(torch::equal(taylor.residual_points(), autograd.residual_points()));
+
+      const torch::Tensor r_taylor = taylor.residual(taylor.residual_points()).detach();
+      const torch::Tensor r_autograd = autograd.residual(autograd.residual_points()).detach();
+      EXPECT_LT(relative_error(r_taylor, r_autograd), 1e-12) << what;
+
+      LocalObjective f_taylor(taylor.parameters(), [&] { return taylor.loss({}); });
+      LocalObjective f_autograd(autograd.parameters(), [&] { return autograd.loss({}); });
+      const torch::Tensor x = taylor.parameters().values().clone();
+      torch::Tensor g_taylor = torch::zeros_like(x), g_autograd = torch::zeros_like(x);
+      const double l_taylor = f_taylor.evaluate(x, &g_taylor);
+      const double l_autograd = f_autograd.evaluate(x, &g_autograd);
+      EXPECT_NEAR(l_taylor, l_autograd, 1e-12 * l_autograd) << what;
+      EXPECT_GT(g_autograd.norm().item<double>(), 0) << what;
+      EXPECT_LT(relative_error(g_taylor, g_autograd), 1e-12) << what;
+      // A loss-only evaluation (no gradient asked) gives the same value.
+      EXPECT_NEAR(f_taylor.loss(x), l_autograd, 1e-12 * l_autograd) << what;
+    }
+  }
+}
+
+TEST(TaylorAllenCahn, LossUnderNoGradGuardHasNoGraphAndTheSameValue) {
+  AllenCahnProblem problem(tiny_options(Constraints::kSoft, "resnet", Derivatives::kTaylor),
+                           tiny_reference());
+  const double with_graph = problem.loss({}).item<double>();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor loss = problem.loss({});
+  EXPECT_FALSE(loss.requires_grad());
+  EXPECT_NEAR(loss.item<double>(), with_graph, 1e-14 * with_graph);
+}
+
+TEST(TaylorAllenCahn, HardConstraintJetMatchesCentralDifferences) {
+  AllenCahnProblem problem(tiny_options(Constraints::kHard, "resnet", Derivatives::kTaylor),
+                           tiny_reference());
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(8);
+  const torch::Tensor xt = torch::rand({31, 2}, kF64) * torch::tensor({2.0, 1.0}, kF64) -
+                           torch::tensor({1.0, 0.0}, kF64);
+  const SpaceTimeJet jet = problem.predict_jet(xt);
+  EXPECT_LT(relative_error(jet.value, problem.predict(xt)), 1e-14);
+  const double h = 1e-4;
+  const torch::Tensor ex = torch::tensor({h, 0.0}, kF64), et = torch::tensor({0.0, h}, kF64);
+  const torch::Tensor u = problem.predict(xt);
+  const torch::Tensor up = problem.predict(xt + ex), um = problem.predict(xt - ex);
+  EXPECT_LT(relative_error(jet.x, (up - um) / (2 * h)), 1e-7);
+  EXPECT_LT(relative_error(jet.xx, (up - 2 * u + um) / (h * h)), 1e-5);
+  EXPECT_LT(relative_error(jet.t, (problem.predict(xt + et) - problem.predict(xt - et)) / (2 * h)),
+            1e-7);
+}
+
+TEST(TaylorAllenCahn, DerivativesOptionParses) {
+  EXPECT_EQ(parse_derivatives("taylor"), Derivatives::kTaylor);
+  EXPECT_EQ(parse_derivatives("autograd"), Derivatives::kAutograd);
+  EXPECT_EQ(to_string(Derivatives::kAutograd), "autograd");
+  EXPECT_THROW(parse_derivatives("forward"), InvalidArgument);
+  EXPECT_EQ(AllenCahnOptions{}.derivatives, Derivatives::kTaylor);
+}
+
+}  // namespace
+}  // namespace ddtrain
