@@ -28,24 +28,29 @@ int main(int argc, char** argv) {
     torch::Tensor t = torch::ones({n}, torch::kFloat32);
     const int repetitions = bytes <= (1 << 20) ? 200 : 20;
     std::vector<double> raw, ours, accumulated;
-    for (int k = 0; k < repetitions + 2; ++k) {
+    auto timed = [&](auto&& call) {
       MPI_Barrier(MPI_COMM_WORLD);
-      double t0 = MPI_Wtime();
+      const double t0 = MPI_Wtime();
+      call();
+      return (MPI_Wtime() - t0) * 1e6;
+    };
+    auto raw_call = [&] {
       MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-      double t1 = MPI_Wtime();
-      MPI_Barrier(MPI_COMM_WORLD);
-      double t2 = MPI_Wtime();
-      comm->allreduce_sum(t);
-      double t3 = MPI_Wtime();
-      MPI_Barrier(MPI_COMM_WORLD);
-      double t4 = MPI_Wtime();
-      comm->accumulate(t);
-      double t5 = MPI_Wtime();
-      t.fill_(1.0f);
+    };
+    for (int k = 0; k < repetitions + 2; ++k) {
+      // The order rotates so that no variant always runs first (cache, scheduling).
+      double times[3];
+      for (int j = 0; j < 3; ++j) {
+        const int which = (j + k) % 3;
+        if (which == 0) times[0] = timed(raw_call);
+        if (which == 1) times[1] = timed([&] { comm->allreduce_sum(t); });
+        if (which == 2) times[2] = timed([&] { comm->accumulate(t); });
+        t.fill_(1.0f);
+      }
       if (k >= 2) {  // warm-up
-        raw.push_back((t1 - t0) * 1e6);
-        ours.push_back((t3 - t2) * 1e6);
-        accumulated.push_back((t5 - t4) * 1e6);
+        raw.push_back(times[0]);
+        ours.push_back(times[1]);
+        accumulated.push_back(times[2]);
       }
     }
     const double r = median(raw), o = median(ours), a = median(accumulated);
