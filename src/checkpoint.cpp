@@ -150,11 +150,15 @@ void save_checkpoint(const fs::path& file, const Checkpoint& checkpoint, const S
   for (const auto& item : model.named_buffers()) buffers.write(item.key(), item.value().to(torch::kCPU));
   archive.write("buffers", buffers);
 
+  save_archive_atomically(archive, file);
+}
+
+void save_archive_atomically(torch::serialize::OutputArchive& archive, const fs::path& file) {
   const fs::path temporary = file.string() + ".tmp";
   try {
     archive.save_to(temporary.string());
   } catch (const c10::Error& e) {
-    throw IoError("cannot write checkpoint '" + temporary.string() + "': " + e.what_without_backtrace());
+    throw IoError("cannot write '" + temporary.string() + "': " + e.what_without_backtrace());
   }
   std::error_code ec;
   fs::rename(temporary, file, ec);

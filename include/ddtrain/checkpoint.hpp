@@ -41,6 +41,9 @@ void save_checkpoint(const std::filesystem::path& file, const Checkpoint& checkp
 Checkpoint load_checkpoint(const std::filesystem::path& file, const RunIdentity& expected,
                            Solver& solver, torch::nn::Module& model);
 
+/// Saves `archive` to `file` via `file` + ".tmp" and a rename (never half-written); IoError.
+void save_archive_atomically(torch::serialize::OutputArchive& archive, const std::filesystem::path& file);
+
 /// The file of `rank` in a checkpoint directory: DIR/rank-R.pt (R = rank).
 std::filesystem::path checkpoint_file(const std::filesystem::path& directory, int rank);
 

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "ddtrain/checkpoint.hpp"
 #include "ddtrain/comm/communicator.hpp"
 #include "ddtrain/error.hpp"
 #include "ddtrain/version.hpp"
@@ -33,18 +34,9 @@ void write_file_atomically(const fs::path& path, const std::string& content) {
 }
 
 void write_model_atomically(const fs::path& path, torch::nn::Module& model) {
-  const fs::path temporary = path.string() + ".tmp";
-  try {
-    torch::serialize::OutputArchive archive;
-    model.save(archive);
-    archive.save_to(temporary.string());
-  } catch (const c10::Error& e) {
-    throw IoError("cannot write '" + temporary.string() + "': " + e.what_without_backtrace());
-  }
-  std::error_code ec;
-  fs::rename(temporary, path, ec);
-  DDTRAIN_CHECK(!ec, IoError, "cannot rename '", temporary.string(), "' to '", path.string(),
-                "': ", ec.message());
+  torch::serialize::OutputArchive archive;
+  model.save(archive);
+  save_archive_atomically(archive, path);
 }
 
 void prepare_results_directory(const fs::path& dir, bool overwrite) {
