@@ -149,19 +149,9 @@ StepSummary AdditiveTrustRegion::step(StepContext& context, torch::Tensor& x) {
   // 1. Loss and gradient of the global (data-parallel) objective at x_k.
   double loss = 0;
   torch::Tensor gradient;
-  if (!cache_.lookup(context.batch_id, x, loss, gradient)) {
-    gradient = torch::empty_like(x);
-    loss = objective.evaluate(x, &gradient);
-    ++summary.gradient_evaluations;
-  }
-  summary.loss = loss;
-  summary.radius = global_.radius();
-  const double gradient_max = gradient.abs().max().item<double>();  // NaN if any entry is
-  if (!std::isfinite(loss) || !std::isfinite(gradient_max)) {
-    summary.termination = Termination::kNumericalFailure;
-    summary.message = "non-finite loss or gradient at the current iterate";
-    return summary;
-  }
+  const double gradient_max =
+      cache_.start_step(summary, context.batch_id, objective, x, global_.radius(), loss, gradient);
+  if (std::isnan(gradient_max)) return summary;
   growth_.record(loss);
   if (gradient_max <= options_.gradient_tolerance) {
     summary.termination = Termination::kConverged;

@@ -157,6 +157,25 @@ bool EvaluationCache::lookup(uint64_t batch_id, const torch::Tensor& x, double& 
   return true;
 }
 
+double EvaluationCache::start_step(StepSummary& summary, uint64_t batch_id, Objective& objective,
+                                   const torch::Tensor& x, double radius, double& loss,
+                                   torch::Tensor& gradient) {
+  if (!lookup(batch_id, x, loss, gradient)) {
+    gradient = torch::empty_like(x);
+    loss = objective.evaluate(x, &gradient);
+    ++summary.gradient_evaluations;
+  }
+  summary.loss = loss;
+  summary.radius = radius;
+  const double gradient_max = gradient.abs().max().item<double>();  // NaN if any entry is
+  if (!std::isfinite(loss) || !std::isfinite(gradient_max)) {
+    summary.termination = Termination::kNumericalFailure;
+    summary.message = "non-finite loss or gradient at the current iterate";
+    return std::nan("");
+  }
+  return gradient_max;
+}
+
 void EvaluationCache::finish_step(StepSummary& summary, uint64_t batch_id, const torch::Tensor& x,
                                   double loss, const torch::Tensor& gradient, bool gradient_valid,
                                   double radius, const torch::Tensor& start) {
@@ -204,18 +223,8 @@ StepSummary TrustRegionSolver::step(StepContext& context, torch::Tensor& x) {
   StepSummary summary;
   double loss = 0;
   torch::Tensor gradient;
-  if (!cache_.lookup(context.batch_id, x, loss, gradient)) {
-    gradient = torch::empty_like(x);
-    loss = objective.evaluate(x, &gradient);
-    ++summary.gradient_evaluations;
-  }
-  summary.loss = loss;
-  summary.radius = region_.radius();
-  if (!std::isfinite(loss) || !std::isfinite(gradient.abs().max().item<double>())) {
-    summary.termination = Termination::kNumericalFailure;
-    summary.message = "non-finite loss or gradient at the current iterate";
+  if (std::isnan(cache_.start_step(summary, context.batch_id, objective, x, region_.radius(), loss, gradient)))
     return summary;
-  }
   const torch::Tensor start = x.clone();
   bool gradient_valid = true;
   for (int k = 0; k < options_.steps; ++k) {

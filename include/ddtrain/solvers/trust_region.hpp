@@ -183,6 +183,12 @@ class EvaluationCache {
   void store(uint64_t batch_id, const torch::Tensor& x, double loss,
              const torch::Tensor& gradient);
   void clear() { valid_ = false; }
+  /// The start of a trust-region step at x (tr, sapts, apts alike): loss and gradient from the
+  /// cache or one evaluation (counted in the summary, whose loss and radius are filled).
+  /// Returns the largest |gradient entry|, or marks the summary kNumericalFailure and returns
+  /// NaN if the loss or the gradient is not finite.
+  double start_step(StepSummary& summary, uint64_t batch_id, Objective& objective,
+                    const torch::Tensor& x, double radius, double& loss, torch::Tensor& gradient);
   /// The end of a trust-region step at x (tr, sapts, apts alike): caches loss and gradient
   /// for the next step if the gradient is valid, and fills the summary's loss, gradient norm,
   /// radius and step length (from `start`).
