@@ -83,6 +83,54 @@ double DistributedObjective::evaluate(const torch::Tensor& x, torch::Tensor* gra
   return tail[0].item<double>() / total_weight;
 }
 
+// ---- OrderedDistributedObjective ------------------------------------------------------------
+
+OrderedDistributedObjective::OrderedDistributedObjective(std::vector<Objective*> blocks,
+                                                         int64_t first_block, int64_t total_blocks,
+                                                         CommunicatorPtr comm)
+    : blocks_(std::move(blocks)), first_block_(first_block), total_blocks_(total_blocks),
+      comm_(std::move(comm)) {
+  DDTRAIN_CHECK(comm_ != nullptr, InvalidArgument, "OrderedDistributedObjective needs a communicator");
+  DDTRAIN_CHECK(!blocks_.empty(), InvalidArgument,
+                "every rank needs at least one data block (more ranks than blocks?)");
+  DDTRAIN_CHECK(first_block_ >= 0 && first_block_ + static_cast<int64_t>(blocks_.size()) <= total_blocks_,
+                InvalidArgument, "blocks [", first_block_, ", ", first_block_ + blocks_.size(),
+                ") outside [0, ", total_blocks_, ")");
+}
+
+void OrderedDistributedObjective::set_active(const std::vector<Range>& active) {
+  for (Objective* block : blocks_) block->set_active(active);
+}
+
+double OrderedDistributedObjective::evaluate(const torch::Tensor& x, torch::Tensor* gradient) {
+  count(gradient != nullptr);
+  const int64_t d = dimension();
+  const int64_t width = gradient != nullptr ? d + 1 : 1;
+  if (!rows_.defined() || rows_.size(1) != width || rows_.options().dtype() != x.dtype() ||
+      rows_.device() != x.device()) {
+    rows_ = torch::empty({total_blocks_, width}, x.options());
+  }
+  rows_.zero_();
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    torch::Tensor row = rows_.select(0, first_block_ + static_cast<int64_t>(i));
+    torch::Tensor g = row.narrow(0, 0, width - 1);
+    const double loss = blocks_[i]->evaluate(x, gradient != nullptr ? &g : nullptr);
+    row.narrow(0, width - 1, 1).fill_(loss);
+  }
+  if (comm_->size() > 1) comm_->allreduce_sum(rows_);
+  // Block order, on every rank alike.
+  torch::Tensor losses = rows_.select(1, width - 1).to(torch::kCPU, torch::kFloat64);
+  auto loss_of = losses.accessor<double, 1>();
+  double loss = 0;
+  for (int64_t b = 0; b < total_blocks_; ++b) loss += loss_of[b];
+  if (gradient != nullptr) {
+    torch::Tensor sum = gradient->narrow(0, 0, d);
+    sum.copy_(rows_.select(0, 0).narrow(0, 0, d));
+    for (int64_t b = 1; b < total_blocks_; ++b) sum.add_(rows_.select(0, b).narrow(0, 0, d));
+  }
+  return loss;
+}
+
 // ---- SubdomainObjective ---------------------------------------------------------------------
 
 SubdomainObjective::SubdomainObjective(Objective& full, std::vector<Range> ranges,

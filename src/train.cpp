@@ -57,11 +57,27 @@ class BatchObjectives {
   BatchObjectives(Problem& problem, const Layout& layout) : problem_(problem), layout_(layout) {}
 
   /// Full batch: the shard's share of the global loss, summed over the data ranks.
+  /// With fixed data blocks (Problem::blocks), one objective per local block, added in block
+  /// order so that the result does not depend on the number of ranks.
   void set_full_batch() {
-    local_ = std::make_unique<LocalObjective>(problem_.parameters(),
-                                              [this] { return problem_.loss(torch::Tensor()); });
-    global_ = std::make_unique<DistributedObjective>(*local_, layout_.data);
     micro_.clear();
+    micro_indices_.clear();
+    block_objectives_.clear();
+    const Problem::Blocks blocks = problem_.blocks();
+    if (blocks.total == 0) {
+      local_ = std::make_unique<LocalObjective>(problem_.parameters(),
+                                                [this] { return problem_.loss(torch::Tensor()); });
+      global_ = std::make_unique<DistributedObjective>(*local_, layout_.data);
+      return;
+    }
+    std::vector<Objective*> pointers;
+    for (int64_t i = 0; i < blocks.local; ++i) {
+      block_objectives_.push_back(std::make_unique<LocalObjective>(
+          problem_.parameters(), [this, i] { return problem_.block_loss(i); }));
+      pointers.push_back(block_objectives_.back().get());
+    }
+    global_ = std::make_unique<OrderedDistributedObjective>(std::move(pointers), blocks.first,
+                                                            blocks.total, layout_.data);
   }
 
   /// Mini-batch `indices` split into `count` contiguous micro-batches; data rank r owns the
@@ -116,8 +132,9 @@ class BatchObjectives {
   torch::Tensor owned_;
   std::vector<Micro> micro_indices_;
   std::unique_ptr<LocalObjective> local_;
-  std::unique_ptr<DistributedObjective> global_;
+  std::unique_ptr<Objective> global_;
   std::vector<std::unique_ptr<LocalObjective>> micro_;
+  std::vector<std::unique_ptr<LocalObjective>> block_objectives_;
 };
 
 }  // namespace

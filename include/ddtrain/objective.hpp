@@ -96,6 +96,34 @@ class DistributedObjective final : public Objective {
   torch::Tensor buffer_;
 };
 
+/// Data-parallel objective whose result does not depend on the number of ranks, bit for bit.
+/// The data is cut into `total_blocks` blocks of fixed content; this rank evaluates its
+/// consecutive blocks [first_block, first_block + blocks.size()) one at a time and writes
+/// [grad_b, loss_b] into row b of a zeroed (total_blocks x (d+1)) buffer. One allreduce-sum of
+/// that buffer is exact (every entry has a single non-zero contributor), and the rows are then
+/// added in block order on every rank: the same additions, in the same order, as a serial run
+/// with the same blocks. Costs total_blocks x (d+1) words of communication instead of d+2, and
+/// one backward pass per block (what `--blocks` buys reproducibility with).
+class OrderedDistributedObjective final : public Objective {
+ public:
+  /// `blocks`: this rank's block objectives (each returns its block's SHARE of the global loss),
+  /// not owned, at least one; all over the same parameters.
+  OrderedDistributedObjective(std::vector<Objective*> blocks, int64_t first_block,
+                              int64_t total_blocks, CommunicatorPtr comm);
+  int64_t dimension() const override { return blocks_.front()->dimension(); }
+  double evaluate(const torch::Tensor& x, torch::Tensor* gradient) override;
+  torch::Tensor initial_point() const override { return blocks_.front()->initial_point(); }
+  void set_active(const std::vector<Range>& active) override;
+  void commit(const torch::Tensor& x) override { blocks_.front()->commit(x); }
+
+ private:
+  std::vector<Objective*> blocks_;
+  int64_t first_block_;
+  int64_t total_blocks_;
+  CommunicatorPtr comm_;
+  torch::Tensor rows_;  // (total_blocks, d + 1): [gradient, loss] per block
+};
+
 /// Restriction of an objective to a subdomain: x_s lives on `ranges` of the full vector, the
 /// other entries are frozen at `base`. Evaluates the FULL objective at base + R^T(x_s - R base).
 class SubdomainObjective final : public Objective {

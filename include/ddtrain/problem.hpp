@@ -44,6 +44,21 @@ class Problem {
   /// effect on the model's state: what the data subdomains of SAPTS use, whose local solves run
   /// independently on each rank (and one after another in a serial emulation). Default: loss().
   virtual torch::Tensor local_loss(const torch::Tensor& indices) { return loss(indices); }
+  /// Fixed data blocks for a rank-count-independent reduction (full batch; `--blocks`): this
+  /// process holds blocks [first, first + local) of `total`. total == 0: the problem has none
+  /// and loss() is evaluated as one piece.
+  struct Blocks {
+    int64_t first = 0;
+    int64_t local = 0;
+    int64_t total = 0;
+  };
+  virtual Blocks blocks() const { return {}; }
+  /// The share of the global loss of local block `i` in [0, blocks().local); the shares of all
+  /// blocks of all processes sum to the global loss.
+  virtual torch::Tensor block_loss(int64_t i) {
+    (void)i;
+    return loss(torch::Tensor());
+  }
   /// Test metric (rel. L2 error on the reference grid, test accuracy, ...).
   virtual Metric evaluate() = 0;
   /// Problem-specific result files into a run's results directory (e.g. Allen-Cahn's predicted

@@ -87,6 +87,9 @@ void add_basic_problem_options(po::options_description& d) {
   add_option_once(d, "nf", po::value<int64_t>(), "collocation / training points (per rank with --scaling weak)");
   add_option_once(d, "scaling", po::value<std::string>()->default_value("weak"),
                   "points over ranks: weak (each rank its own --nf) | strong (--nf in total)");
+  add_option_once(d, "blocks", po::value<int64_t>()->default_value(0),
+                  "fixed data blocks added in a fixed order: any rank count <= B reproduces the "
+                  "serial run with the same --blocks bit for bit (0: one piece per rank, fastest)");
   add_option_once(d, "model", po::value<std::string>(), "network: fc | resnet (PINNs), ffnn | cnn (classification)");
   add_option_once(d, "depth", po::value<int64_t>(), "hidden layers / residual units");
   add_option_once(d, "width", po::value<int64_t>(), "neurons per hidden layer");
@@ -99,6 +102,7 @@ Basic1dOptions basic_options(const po::variables_map& vm, const RunSetup& setup)
   Basic1dOptions o;
   if (vm.count("nf")) o.points = vm["nf"].as<int64_t>();
   o.scaling = parse_scaling(vm["scaling"].as<std::string>());
+  o.blocks = vm["blocks"].as<int64_t>();
   if (vm.count("model") && vm["model"].as<std::string>() != "fc")
     throw InvalidArgument("--model '" + vm["model"].as<std::string>() +
                           "' is not available for this problem (accepted: fc)");

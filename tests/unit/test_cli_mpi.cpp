@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <sstream>
 #include <vector>
 
 #include "cli_helpers.hpp"
@@ -114,6 +115,39 @@ TEST(CliMpi, ReproducibleAndResumableOnTwoRanks) {
   // The checkpoint of 2 ranks does not resume on 1.
   expect_one_line_error("train --resume " + (dir / "part").string() + " --epochs 9",
                         "ranks is '2' in the checkpoint but '1' in this run");
+}
+
+/// The "final_loss" line of a summary.json, as written (all 17 digits).
+std::string final_loss_line(const fs::path& summary) {
+  std::istringstream lines(slurp(summary));
+  for (std::string line; std::getline(lines, line);)
+    if (line.find("\"final_loss\"") != std::string::npos) return line;
+  return "(no final_loss in " + summary.string() + ")";
+}
+
+TEST(CliMpi, FourRanksWithBlocksGiveTheSerialFinalLossExactly) {
+  // The command, with --blocks 4 on both sides (default weak scaling, default threads).
+  const fs::path dir = scratch("mpi_blocks");
+  const std::string args = std::string(DDTRAIN_CLI_PATH) +
+                           " train --problem poisson1d --solver lbfgs --precision float64 --blocks 4 --quiet --out ";
+  ASSERT_EQ(std::system((args + (dir / "one").string() + " >" + (dir / "log1").string() + " 2>&1").c_str()), 0)
+      << slurp(dir / "log1");
+  ASSERT_EQ(std::system((mpirun(4) + args + (dir / "four").string() + " >" + (dir / "log4").string() + " 2>&1").c_str()),
+            0)
+      << slurp(dir / "log4");
+  EXPECT_EQ(final_loss_line(dir / "four" / "summary.json"), final_loss_line(dir / "one" / "summary.json"));
+  EXPECT_EQ(trajectory(dir / "four" / "history.csv"), trajectory(dir / "one" / "history.csv"));
+}
+
+TEST(CliMpi, FewerBlocksThanRanksIsRefused) {
+  const fs::path dir = scratch("mpi_blocks_refused");
+  const int status = std::system((mpirun(2) + DDTRAIN_CLI_PATH +
+                                  " train --problem poisson1d --solver lbfgs --blocks 1 --quiet --out " +
+                                  (dir / "run").string() + " >" + (dir / "log").string() + " 2>&1").c_str());
+  EXPECT_NE(status, 0);
+  EXPECT_NE(slurp(dir / "log").find("--blocks 1 is smaller than the number of data-parallel ranks (2)"),
+            std::string::npos)
+      << slurp(dir / "log");
 }
 
 #endif  // DDTRAIN_MPIEXEC

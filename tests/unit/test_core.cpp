@@ -103,6 +103,41 @@ TEST(SubdomainObjective, RestrictsAndFreezes) {
   for (const auto& p : net->parameters()) EXPECT_TRUE(p.requires_grad());
 }
 
+TEST(OrderedDistributedObjective, AddsTheBlocksInOrder) {
+  auto net = small_network();
+  FlatParameters flat(*net);
+  std::vector<torch::Tensor> blocks;
+  for (int b = 0; b < 3; ++b) blocks.push_back(torch::linspace(-1 + b, -0.5 + b, 4 + b, torch::kFloat64).unsqueeze(1));
+  std::vector<std::unique_ptr<LocalObjective>> parts;
+  std::vector<Objective*> pointers;
+  for (const torch::Tensor& x : blocks) {
+    parts.push_back(std::make_unique<LocalObjective>(flat, [&net, x] { return net->forward(x).pow(2).sum() / 15; }));
+    pointers.push_back(parts.back().get());
+  }
+  OrderedDistributedObjective ordered(pointers, 0, 3, std::make_shared<SelfComm>());
+  torch::Tensor theta = ordered.initial_point();
+  torch::Tensor g = torch::empty_like(theta);
+  const double loss = ordered.evaluate(theta, &g);
+  // Bit for bit: block losses and gradients added in block order.
+  double expected_loss = 0;
+  torch::Tensor expected_g, gb = torch::empty_like(theta);
+  for (Objective* part : pointers) {
+    expected_loss += part->evaluate(theta, &gb);
+    expected_g = expected_g.defined() ? expected_g + gb : gb.clone();
+  }
+  EXPECT_EQ(loss, expected_loss);
+  EXPECT_TRUE(torch::equal(g, expected_g));
+  EXPECT_EQ(ordered.loss(theta), loss);
+  // And the same function as all points at once (to rounding).
+  torch::Tensor all = torch::cat(blocks);
+  LocalObjective whole(flat, [&] { return net->forward(all).pow(2).sum() / 15; });
+  torch::Tensor g_whole = torch::empty_like(theta);
+  EXPECT_NEAR(whole.evaluate(theta, &g_whole), loss, 1e-14);
+  EXPECT_TRUE(torch::allclose(g, g_whole, 1e-12, 1e-14));
+  EXPECT_THROW(OrderedDistributedObjective({}, 0, 3, std::make_shared<SelfComm>()), InvalidArgument);
+  EXPECT_THROW(OrderedDistributedObjective(pointers, 1, 3, std::make_shared<SelfComm>()), InvalidArgument);
+}
+
 TEST(Partition, LayerwiseIsBalancedAndCoversAllLayers) {
   auto net = small_network(6);  // 7 layers
   FlatParameters flat(*net);

@@ -12,6 +12,10 @@ namespace ddtrain {
 struct Basic1dOptions {
   int64_t points = 256;           ///< training points (per shard: weak; in total: strong)
   Scaling scaling = Scaling::kWeak;
+  /// --blocks B: cut the data into B fixed blocks (weak: B x points, strong: points split in B),
+  /// evaluated one at a time and added in block order, so that any number of ranks <= B gives
+  /// bit for bit the result of one process with the same B. 0: one piece per shard (fastest).
+  int64_t blocks = 0;
   int64_t test_points = 1000;     ///< equally spaced points for the rel. L2 metric
   double boundary_weight = 1.0;   ///< Poisson: weight of the u(+-1) = 0 term
   FullyConnectedOptions network;  ///< depth x width, tanh by default
