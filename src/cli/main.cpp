@@ -1,6 +1,9 @@
 // The `ddtrain` executable: subcommands, and the one place where errors become one line on
 // stderr and a non-zero exit (under MPI, a fatal error on one rank ends the whole job).
+#include <malloc.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -50,9 +53,24 @@ std::string rank_prefix() {
   return "";
 }
 
+/// glibc hands large freed blocks back to the kernel (trim, mmap) and page-faults them in again
+/// at the next evaluation: a training loop frees and re-allocates the same tensors every step,
+/// and that showed as 18 % of a run in the kernel and 7x slower Adam steps on Allen-Cahn
+/// (bench/RESULTS-allen-cahn.md). Keep freed memory in the process instead, unless the user
+/// tunes malloc through glibc's own environment variables.
+void keep_freed_memory_in_process() {
+  for (const char* variable : {"MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_THRESHOLD_",
+                               "GLIBC_TUNABLES"})
+    if (std::getenv(variable) != nullptr) return;
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum on 64-bit
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  mallopt(M_TOP_PAD, 256 << 20);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  keep_freed_memory_in_process();
   std::vector<std::string> args(argv + 1, argv + argc);
   int status = ddtrain::cli::kExitOk;
   try {
