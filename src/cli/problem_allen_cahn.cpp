@@ -50,6 +50,17 @@ void add_options(po::options_description& options) {
                   "(allen_cahn: strong)");
   add_option_once(options, "resample-every", po::value<int64_t>(),
                   "draw new random points every k epochs; 0 = never (allen_cahn: 0)");
+  add_option_once(options, "time-marching", po::value<int64_t>(),
+                  "curriculum in t: S stages on [0, s/S], s = 1..S; 0 = off (allen_cahn: 0)");
+  add_option_once(options, "stage-epochs", po::value<int64_t>(),
+                  "epochs per time-marching stage (allen_cahn: 100)");
+  add_option_once(options, "rad-every", po::value<int64_t>(),
+                  "residual-based adaptive resampling (RAD) every k epochs; 0 = off (allen_cahn: 0)");
+  add_option_once(options, "rad-candidates", po::value<int64_t>(),
+                  "RAD: candidate points per draw; 0 = 10 x --nf (allen_cahn: 0)");
+  add_option_once(options, "rad-k", po::value<double>(),
+                  "RAD: p ~ |r|^k / mean |r|^k + c, exponent k (allen_cahn: 1)");
+  add_option_once(options, "rad-c", po::value<double>(), "RAD: uniform share c (allen_cahn: 1)");
   add_option_once(options, "constraints", po::value<std::string>(),
                   "initial/boundary conditions: hard (built into the output) | soft (loss terms) "
                   "(allen_cahn: hard)");
@@ -85,6 +96,12 @@ ProblemPtr make(const po::variables_map& vm, const RunSetup& setup) {
   o.sampling = parse_sampling_method(string_option(vm, "sampling", to_string(o.sampling)));
   o.scaling = parse_scaling(string_option(vm, "scaling", to_string(o.scaling)));
   o.resample_every = integer_option(vm, "resample-every", o.resample_every);
+  o.time_marching_stages = integer_option(vm, "time-marching", o.time_marching_stages);
+  o.stage_epochs = integer_option(vm, "stage-epochs", o.stage_epochs);
+  o.rad_every = integer_option(vm, "rad-every", o.rad_every);
+  o.rad_candidates = integer_option(vm, "rad-candidates", o.rad_candidates);
+  o.rad_k = double_option(vm, "rad-k", o.rad_k);
+  o.rad_c = double_option(vm, "rad-c", o.rad_c);
   o.constraints = parse_constraints(string_option(vm, "constraints", to_string(o.constraints)));
   o.ic_weight = double_option(vm, "ic-weight", o.ic_weight);
   o.bc_weight = double_option(vm, "bc-weight", o.bc_weight);

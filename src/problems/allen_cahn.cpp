@@ -2,6 +2,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -21,6 +22,7 @@ constexpr double kPi = 3.14159265358979323846;
 // round (stream 3 * round + set), and the initial parameters far away from those.
 enum PointSet : uint64_t { kResidualSet = 0, kInitialSet = 1, kBoundarySet = 2, kPointSets = 3 };
 constexpr uint64_t kModelStream = 1ULL << 62;
+constexpr uint64_t kRadStream = 1ULL << 61;  ///< + 2 * round (+1: the draw among candidates)
 
 /// Xavier-normal weights and zero biases (the usual tanh-PINN initialization), drawn in float64
 /// from a generator of its own so the result depends only on the seed, not on torch's global
@@ -76,6 +78,18 @@ std::string AllenCahnOptions::validate() const {
   if (resample_every < 0) return "--resample-every must be >= 0 (0 = never)";
   if (resample_every > 0 && sampling == SamplingMethod::kGrid)
     return "--resample-every needs random points (--sampling uniform or lhs), not a grid";
+  if (time_marching_stages < 0) return "--time-marching must be >= 0 (0 = off)";
+  if (std::string e = check_positive(stage_epochs, "--stage-epochs"); !e.empty()) return e;
+  if (rad_every < 0) return "--rad-every must be >= 0 (0 = off)";
+  if (rad_every > 0 && resample_every > 0)
+    return "--rad-every and --resample-every both draw new points: choose one";
+  if (rad_candidates < 0) return "--rad-candidates must be >= 0 (0 = 10 x --nf)";
+  if (rad_candidates > 0 && rad_candidates < nf)
+    return "--rad-candidates " + std::to_string(rad_candidates) + " must be >= --nf " + std::to_string(nf) +
+           " (the points are drawn from the candidates without replacement)";
+  if (!(rad_k >= 0) || !std::isfinite(rad_k)) return "--rad-k must be finite and >= 0";
+  if (!(rad_c >= 0) || !std::isfinite(rad_c)) return "--rad-c must be finite and >= 0";
+  if (rad_k == 0 && rad_c == 0) return "--rad-k 0 with --rad-c 0 gives no distribution";
   if (!(causal_epsilon >= 0) || !std::isfinite(causal_epsilon))
     return "--causal-epsilon must be finite and >= 0 (0 = off)";
   if (std::string e = check_positive(causal_bins, "--causal-bins"); !e.empty()) return e;
@@ -169,7 +183,62 @@ AllenCahnProblem::AllenCahnProblem(AllenCahnOptions options, reference::Referenc
   reference_values_ = torch::tensor(reference_.u, f64);
 
   build_model();
+  horizon_ = horizon_at(0);
   sample(0);
+}
+
+double AllenCahnProblem::horizon_at(int64_t epoch) const {
+  const int64_t stages = options_.time_marching_stages;
+  if (stages == 0) return 1.0;
+  const int64_t stage = std::min<int64_t>(stages, epoch / options_.stage_epochs + 1);
+  return static_cast<double>(stage) / static_cast<double>(stages);
+}
+
+void AllenCahnProblem::set_residual_points(torch::Tensor points) {
+  residual_points_ = std::move(points).requires_grad_(true);
+  if (options_.causal_epsilon > 0) {
+    // Bins over the current time extent [0, horizon].
+    const int64_t bins = options_.causal_bins;
+    residual_bins_ = (residual_points_.detach().select(1, 1) * (bins / horizon_))
+                         .floor().to(torch::kLong).clamp(0, bins - 1);
+    residual_bin_counts_ = torch::bincount(residual_bins_, {}, bins).to(options_.dtype);
+    causal_weights_ = torch::Tensor();
+  }
+}
+
+void AllenCahnProblem::adapt_points(int64_t round) {
+  const bool weak = options_.scaling == Scaling::kWeak;
+  const int64_t drawn = weak ? options_.nf : residual_count_;  // points this draw selects
+  const int64_t candidates_count = options_.rad_candidates > 0 ? options_.rad_candidates : 10 * drawn;
+  // Weak: every shard its own candidates and draw; strong: one global draw, the same everywhere.
+  const Shard source = weak ? options_.shard : Shard{};
+  const uint64_t stream = kRadStream + 2 * static_cast<uint64_t>(round);
+  SamplingOptions sampling{SamplingMethod::kUniform, candidates_count, Scaling::kWeak,
+                           mix_seed(options_.seed, stream), source};
+  const torch::Tensor candidates =
+      sample_points({{-1.0, 0.0}, {1.0, horizon_}}, sampling).points.to(options_.device, options_.dtype);
+  std::vector<torch::Tensor> scores;
+  {
+    torch::NoGradGuard no_grad;  // Taylor mode then builds no graph; autograd builds its own
+    constexpr int64_t kChunk = 16384;
+    for (const torch::Tensor& chunk : candidates.split(kChunk))
+      scores.push_back(residual(chunk).detach().abs().to(torch::kCPU, torch::kFloat64));
+  }
+  torch::Tensor p = torch::cat(scores).pow(options_.rad_k);
+  const double mean = p.mean().item<double>();
+  p = (std::isfinite(mean) && mean > 0 ? p / mean : torch::zeros_like(p)) + options_.rad_c;
+  p = torch::where(torch::isfinite(p), p, torch::full_like(p, options_.rad_c));
+  if (!(p.sum().item<double>() > 0)) p = torch::ones_like(p);  // no information: uniform
+  auto generator = at::detail::createCPUGenerator(
+      mix_seed(options_.seed, stream + 1) + (weak ? static_cast<uint64_t>(options_.shard.index) : 0));
+  torch::Tensor chosen = candidates.index_select(
+      0, torch::multinomial(p, drawn, /*replacement=*/false, generator).to(candidates.device()));
+  if (!weak) {  // this shard's contiguous, balanced slice (as sample_points splits)
+    const int64_t count = options_.shard.count, index = options_.shard.index;
+    const int64_t base = drawn / count, extra = drawn % count;
+    chosen = chosen.narrow(0, index * base + std::min<int64_t>(index, extra), base + (index < extra ? 1 : 0));
+  }
+  set_residual_points(chosen.clone());
 }
 
 void AllenCahnProblem::build_model() {
@@ -203,15 +272,7 @@ void AllenCahnProblem::sample(int64_t round) {
     global = points.global_count;
     return points.points.to(options_.device, options_.dtype);
   };
-  residual_points_ = draw({{-1.0, 0.0}, {1.0, 1.0}}, options_.nf, kResidualSet, residual_count_)
-                         .requires_grad_(true);
-  if (options_.causal_epsilon > 0) {
-    const int64_t bins = options_.causal_bins;
-    residual_bins_ = (residual_points_.detach().select(1, 1) * bins).floor().to(torch::kLong)
-                         .clamp(0, bins - 1);
-    residual_bin_counts_ = torch::bincount(residual_bins_, {}, bins).to(options_.dtype);
-    causal_weights_ = torch::Tensor();
-  }
+  set_residual_points(draw({{-1.0, 0.0}, {1.0, horizon_}}, options_.nf, kResidualSet, residual_count_));
   if (options_.constraints == Constraints::kSoft) {
     const torch::Tensor x0 = draw({{-1.0}, {1.0}}, options_.n0, kInitialSet, initial_count_);
     initial_points_ = torch::cat({x0, torch::zeros_like(x0)}, 1);
@@ -227,8 +288,17 @@ void AllenCahnProblem::sample(int64_t round) {
 
 bool AllenCahnProblem::on_epoch_begin(int64_t epoch) {
   bool changed = false;
-  if (options_.resample_every > 0 && epoch / options_.resample_every != round_) {
-    sample(epoch / options_.resample_every);
+  const bool resuming = !first_epoch_seen_ && epoch > 0;
+  first_epoch_seen_ = true;
+  const int64_t round = options_.resample_every > 0 ? epoch / options_.resample_every : 0;
+  const double horizon = horizon_at(epoch);
+  if (round != round_ || horizon != horizon_) {
+    horizon_ = horizon;
+    sample(round);
+    changed = true;
+  }
+  if (options_.rad_every > 0 && epoch > 0 && (epoch % options_.rad_every == 0 || resuming || changed)) {
+    adapt_points(epoch / options_.rad_every);
     changed = true;
   }
   if (options_.causal_epsilon > 0) {

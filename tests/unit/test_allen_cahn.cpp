@@ -393,6 +393,59 @@ TEST(AllenCahnResampling, NewPointsAtEveryRoundAndOnResume) {
   EXPECT_TRUE(torch::equal(fixed.residual_points().detach(), round0));
 }
 
+TEST(AllenCahnTimeMarching, ResidualPointsCoverAGrowingTimeInterval) {
+  AllenCahnOptions o = tiny_options();
+  o.time_marching_stages = 4;
+  o.stage_epochs = 2;
+  AllenCahnProblem problem(o, small_reference());
+  auto t_max = [&] { return problem.residual_points().detach().select(1, 1).max().item<double>(); };
+  EXPECT_LE(t_max(), 0.25);
+  EXPECT_FALSE(problem.on_epoch_begin(0));
+  EXPECT_FALSE(problem.on_epoch_begin(1));
+  EXPECT_TRUE(problem.on_epoch_begin(2));  // stage 2: [0, 0.5]
+  EXPECT_GT(t_max(), 0.25);
+  EXPECT_LE(t_max(), 0.5);
+  EXPECT_EQ(problem.residual_points().size(0), o.nf);
+  EXPECT_TRUE(problem.on_epoch_begin(6));  // stage 4: the whole interval, and it stays
+  EXPECT_GT(t_max(), 0.75);
+  const torch::Tensor last = problem.residual_points().detach().clone();
+  EXPECT_FALSE(problem.on_epoch_begin(7));
+  EXPECT_FALSE(problem.on_epoch_begin(50));
+  AllenCahnProblem resumed(o, small_reference());  // resuming in the last stage
+  EXPECT_TRUE(resumed.on_epoch_begin(9));
+  EXPECT_TRUE(torch::equal(resumed.residual_points().detach(), last));
+}
+
+TEST(AllenCahnRad, AdaptedPointsConcentrateWhereTheResidualIsLarge) {
+  AllenCahnOptions o = tiny_options();
+  o.rad_every = 2;
+  o.rad_k = 2;
+  o.rad_c = 0;
+  AllenCahnProblem problem(o, small_reference());
+  auto mean_abs_residual = [&] {
+    torch::NoGradGuard no_grad;
+    return problem.residual(problem.residual_points().detach()).abs().mean().item<double>();
+  };
+  const double uniform = mean_abs_residual();
+  EXPECT_FALSE(problem.on_epoch_begin(0));
+  EXPECT_FALSE(problem.on_epoch_begin(1));
+  EXPECT_TRUE(problem.on_epoch_begin(2));
+  EXPECT_EQ(problem.residual_points().size(0), o.nf);
+  EXPECT_GT(mean_abs_residual(), 1.5 * uniform);
+  EXPECT_FALSE(problem.on_epoch_begin(3));
+
+  // Strong scaling: the shards' adapted points are the serial draw, split.
+  std::vector<torch::Tensor> parts;
+  for (int shard = 0; shard < 2; ++shard) {
+    AllenCahnOptions sharded = o;
+    sharded.shard = {shard, 2};
+    AllenCahnProblem part(sharded, small_reference());
+    EXPECT_TRUE(part.on_epoch_begin(2));
+    parts.push_back(part.residual_points().detach());
+  }
+  EXPECT_TRUE(torch::equal(torch::cat(parts), problem.residual_points().detach()));
+}
+
 /// Causal loss by hand: weights from the squared residuals `at_weights`, applied to `r2`.
 double causal_loss_by_hand(const torch::Tensor& at_weights, const torch::Tensor& r2,
                            const torch::Tensor& bin, int bins, double epsilon) {
@@ -458,6 +511,17 @@ TEST(AllenCahnOptions, DefaultsAreValidAndInvalidOptionsNameTheirOption) {
          o.sampling = SamplingMethod::kGrid;
        },
        "--resample-every"},
+      {[](AllenCahnOptions& o) { o.time_marching_stages = -1; }, "--time-marching"},
+      {[](AllenCahnOptions& o) { o.stage_epochs = 0; }, "--stage-epochs"},
+      {[](AllenCahnOptions& o) { o.rad_every = -1; }, "--rad-every"},
+      {[](AllenCahnOptions& o) {
+         o.rad_every = 2;
+         o.resample_every = 2;
+       },
+       "choose one"},
+      {[](AllenCahnOptions& o) { o.rad_candidates = 10; }, "--rad-candidates"},
+      {[](AllenCahnOptions& o) { o.rad_k = -1; }, "--rad-k"},
+      {[](AllenCahnOptions& o) { o.rad_c = NAN; }, "--rad-c"},
       {[](AllenCahnOptions& o) { o.causal_epsilon = -1; }, "--causal-epsilon"},
       {[](AllenCahnOptions& o) { o.causal_bins = 0; }, "--causal-bins"},
       {[](AllenCahnOptions& o) { o.model = "transformer"; }, "--model"},

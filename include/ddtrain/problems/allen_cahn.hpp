@@ -52,6 +52,22 @@ struct AllenCahnOptions {
   Scaling scaling = Scaling::kStrong;  ///< --scaling: strong = the serial point set split over
                                        ///< shards (same problem for any rank count)
   int64_t resample_every = 0;  ///< --resample-every: new random points every k epochs; 0 = never
+  /// --time-marching S: a curriculum in t. Stage s = 1..S trains on residual points in
+  /// [-1, 1] x [0, s/S] (drawn anew, as --sampling says, in that box at every stage change);
+  /// each stage lasts --stage-epochs epochs, after stage S the whole domain. 0 = off.
+  int64_t time_marching_stages = 0;
+  int64_t stage_epochs = 100;  ///< --stage-epochs: epochs per time-marching stage, >= 1
+  /// --rad-every K: residual-based adaptive distribution (RAD; Wu, Zhu, Tan, Kartha & Lu 2023).
+  /// Every K epochs, `rad_candidates` uniform points of the current box are scored with
+  /// p = |r|^k / mean(|r|^k) + c at the current parameters and the residual points are drawn
+  /// from them with probability proportional to p, without replacement (strong scaling: the
+  /// same global draw on every shard, each keeps its slice). 0 = off. A resumed run re-adapts
+  /// its points at the resume epoch (the parameters they were drawn with are not kept), so it
+  /// continues validly but not bit for bit.
+  int64_t rad_every = 0;
+  int64_t rad_candidates = 0;  ///< --rad-candidates: candidates per draw, 0 = 10 x the points drawn
+  double rad_k = 1.0;          ///< --rad-k: exponent k of |r|, >= 0
+  double rad_c = 1.0;          ///< --rad-c: uniform share c, >= 0
 
   // ---- the loss
   /// --constraints. Hard is the default because it trains better: 300 L-BFGS iterations,
@@ -139,8 +155,9 @@ class AllenCahnProblem final : public Problem {
   torch::Tensor loss(const torch::Tensor& indices) override;
   /// Relative L2 error on the reference grid: Metric{"rel_l2", value, false}.
   Metric evaluate() override;
-  /// Draws new points when a resampling round begins (also on resume) and renews the causal
-  /// weights; true if either happened.
+  /// Draws new points when a resampling round or time-marching stage begins (also on resume),
+  /// adapts them (RAD) every rad_every epochs and renews the causal weights; true if any of
+  /// these happened.
   bool on_epoch_begin(int64_t epoch) override;
 
   /// u at points xt (n, 2) = (x, t), shape (n), in the problem's dtype, differentiable.
@@ -166,6 +183,11 @@ class AllenCahnProblem final : public Problem {
  private:
   void build_model();
   void sample(int64_t round);
+  /// Residual points from RAD round `round` (see AllenCahnOptions::rad_every).
+  void adapt_points(int64_t round);
+  void set_residual_points(torch::Tensor points);
+  /// The t-extent of the residual box at `epoch` (time marching), 1 without.
+  double horizon_at(int64_t epoch) const;
   torch::Tensor residual_term(const torch::Tensor& squared_residual);
   torch::Tensor soft_constraint_terms();
   /// Prediction on the reference grid (nx * nt, index i + nx * j), float64 CPU, no grad.
@@ -179,6 +201,8 @@ class AllenCahnProblem final : public Problem {
   std::unique_ptr<FlatParameters> parameters_;
 
   int64_t round_ = 0;  ///< resampling round the current points belong to
+  double horizon_ = 1.0;  ///< residual points lie in [-1, 1] x [0, horizon_]
+  bool first_epoch_seen_ = false;  ///< on_epoch_begin was called before (else: start or resume)
   torch::Tensor residual_points_, residual_bins_, residual_bin_counts_;
   torch::Tensor causal_weights_;  ///< per time bin, frozen for the epoch; undefined = recompute
   torch::Tensor initial_points_, initial_values_, boundary_points_;
