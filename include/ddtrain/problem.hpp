@@ -3,6 +3,7 @@
 // shard of the data (`Shard`) and evaluate losses on sample indices of the training set.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -15,6 +16,14 @@ struct Shard {
   int index = 0;  ///< this process's shard in [0, count)
   int count = 1;  ///< number of shards (data-parallel ranks)
 };
+
+/// The part [begin, end) of n items that `shard` holds when they are split into contiguous,
+/// balanced pieces (the first n % count shards get one more).
+inline Range balanced_share(int64_t n, const Shard& shard) {
+  const int64_t base = n / shard.count, extra = n % shard.count;
+  const int64_t begin = shard.index * base + std::min<int64_t>(shard.index, extra);
+  return {begin, begin + base + (shard.index < extra ? 1 : 0)};
+}
 
 struct Metric {
   std::string name;  ///< "rel_l2", "accuracy", "mse"

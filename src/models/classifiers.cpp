@@ -173,4 +173,9 @@ void Classifier::set_communicator(CommunicatorPtr comm) {
     if (block->norm()) block->norm()->set_communicator(comm);
 }
 
+void Classifier::set_update_running_stats(bool on) {
+  for (auto& block : blocks_)
+    if (block->norm()) block->norm()->set_update_running_stats(on);
+}
+
 }  // namespace ddtrain

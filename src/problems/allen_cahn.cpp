@@ -233,10 +233,9 @@ void AllenCahnProblem::adapt_points(int64_t round) {
       mix_seed(options_.seed, stream + 1) + (weak ? static_cast<uint64_t>(options_.shard.index) : 0));
   torch::Tensor chosen = candidates.index_select(
       0, torch::multinomial(p, drawn, /*replacement=*/false, generator).to(candidates.device()));
-  if (!weak) {  // this shard's contiguous, balanced slice (as sample_points splits)
-    const int64_t count = options_.shard.count, index = options_.shard.index;
-    const int64_t base = drawn / count, extra = drawn % count;
-    chosen = chosen.narrow(0, index * base + std::min<int64_t>(index, extra), base + (index < extra ? 1 : 0));
+  if (!weak) {  // this shard's slice, as sample_points splits
+    const Range mine = balanced_share(drawn, options_.shard);
+    chosen = chosen.narrow(0, mine.begin, mine.size());
   }
   set_residual_points(chosen.clone());
 }

@@ -1,6 +1,5 @@
 #include "ddtrain/problems/basic.hpp"
 
-#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -59,10 +58,9 @@ class Basic1dProblem : public Problem {
       pieces_.push_back({sample(options_.shard), {}, options_.shard.index == 0});
       global_points_ = weak ? options_.points * options_.shard.count : options_.points;
     } else {
-      const int64_t total = options_.blocks, ranks = options_.shard.count, me = options_.shard.index;
-      blocks_.total = total;
-      blocks_.local = total / ranks + (me < total % ranks ? 1 : 0);
-      blocks_.first = me * (total / ranks) + std::min<int64_t>(me, total % ranks);
+      const int64_t total = options_.blocks;
+      const Range mine = balanced_share(total, options_.shard);
+      blocks_ = {mine.begin, mine.size(), total};
       for (int64_t b = blocks_.first; b < blocks_.first + blocks_.local; ++b)
         pieces_.push_back({sample({static_cast<int>(b), static_cast<int>(total)}), {}, b == 0});
       global_points_ = weak ? options_.points * total : options_.points;

@@ -174,9 +174,7 @@ torch::Tensor ClassificationProblem::local_loss(const torch::Tensor& indices) {
   if (!options_.batch_norm) return loss(indices);
   auto set_local = [&](bool local) {
     set_batch_norm_synchronized(!local);
-    for (const auto& module : classifier_->modules()) {
-      if (auto* norm = dynamic_cast<SyncBatchNormImpl*>(module.get())) norm->set_update_running_stats(!local);
-    }
+    classifier_->set_update_running_stats(!local);
   };
   set_local(true);
   torch::Tensor result;

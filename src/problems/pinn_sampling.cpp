@@ -134,10 +134,8 @@ ShardPoints sample_points(const Box& box, const SamplingOptions& options) {
     result.points = points;
     result.global_count = n * shard.count;
   } else {
-    const int64_t base = n / shard.count, extra = n % shard.count;
-    const int64_t begin = shard.index * base + std::min<int64_t>(shard.index, extra);
-    const int64_t size = base + (shard.index < extra ? 1 : 0);
-    result.points = points.narrow(0, begin, size).clone();
+    const Range mine = balanced_share(n, shard);
+    result.points = points.narrow(0, mine.begin, mine.size()).clone();
     result.global_count = n;
   }
   return result;

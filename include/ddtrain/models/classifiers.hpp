@@ -119,6 +119,8 @@ class Classifier : public torch::nn::Module {
   const std::vector<LayerBlock>& blocks() const { return blocks_; }
   /// Changes the communicator of every batch norm (e.g. after re-arranging the ranks).
   void set_communicator(CommunicatorPtr comm);
+  /// Whether training forwards of every batch norm update its running statistics.
+  void set_update_running_stats(bool on);
 
  private:
   void add_block(const std::string& name, LayerBlock block);
