@@ -199,6 +199,24 @@ Summary train(Problem& problem, Solver& solver, const TrainOptions& options, con
     return m.higher_is_better ? m.value >= *options.target : m.value <= *options.target;
   };
 
+  // The time limit and the interrupt flag are per-rank observations (clocks, signals and even
+  // options may differ); the ranks agree on them in one allreduce every iteration, or a rank
+  // stopping alone would leave the others waiting in a collective.
+  const bool distributed = layout.world && layout.world->size() > 1;
+  auto time_or_interrupt = [&]() {
+    const bool timed = options.time_limit_s > 0;
+    if (!timed && !callbacks.interrupted && !distributed) return Termination::kRunning;
+    double flags[2] = {timed && training_time() >= options.time_limit_s ? 1.0 : 0.0,
+                       callbacks.interrupted && callbacks.interrupted() ? 1.0 : 0.0};
+    if (distributed) {
+      torch::Tensor t = torch::tensor({flags[0], flags[1]}, torch::kFloat64);
+      layout.world->allreduce_sum(t);
+      flags[0] = t[0].item<double>();
+      flags[1] = t[1].item<double>();
+    }
+    if (flags[0] > 0) return Termination::kTimeLimit;
+    return flags[1] > 0 ? Termination::kInterrupted : Termination::kRunning;
+  };
   Termination stop = Termination::kRunning;
   std::string message;
   int64_t epoch = resume.epoch;
@@ -307,11 +325,9 @@ Summary train(Problem& problem, Solver& solver, const TrainOptions& options, con
       if (stop != Termination::kRunning) break;
       if (options.max_iterations > 0 && summary.iterations >= options.max_iterations) {
         stop = Termination::kMaxIterations;
-      } else if (options.time_limit_s > 0 && training_time() >= options.time_limit_s) {
-        stop = Termination::kTimeLimit;
-      } else if (callbacks.interrupted && callbacks.interrupted()) {
-        stop = Termination::kInterrupted;
-        message = "interrupted by a signal";
+      } else {
+        stop = time_or_interrupt();
+        if (stop == Termination::kInterrupted) message = "interrupted by a signal";
       }
     }
     if (stop == Termination::kRunning || stop == Termination::kMaxIterations ||

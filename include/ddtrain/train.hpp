@@ -48,7 +48,9 @@ struct Callbacks {
   std::function<bool(const IterationSummary&)> on_iteration;
   /// After each epoch, with the current parameters (e.g. checkpointing). Return false to stop.
   std::function<bool(int64_t epoch, const torch::Tensor& x)> on_epoch_end;
-  /// Polled once per iteration (e.g. a SIGINT flag); true = stop with kInterrupted.
+  /// Polled once per iteration (e.g. a SIGINT flag); true = stop with kInterrupted. May
+  /// differ between ranks: train() combines the ranks' answers (and their time-limit checks)
+  /// in one allreduce, so all stop at the same iteration if any rank says true.
   std::function<bool()> interrupted;
   /// Where to continue from and the parameters there: every TrainOptions::checkpoint_every
   /// epochs and once when the run ends (not after a numerical failure), so that any run can be

@@ -155,10 +155,7 @@ nlohmann::json train_once(const std::vector<std::string>& args, int& status, boo
     progress.report(row, metric_name);
     return true;
   };
-  callbacks.interrupted = [&] {
-    // Every rank must stop at the same iteration: agree on the flag.
-    return run.world->allreduce_sum(g_signal != 0 ? 1.0 : 0.0) > 0;
-  };
+  callbacks.interrupted = [] { return g_signal != 0; };  // train() makes the ranks agree
   if (!setup.out.empty()) {
     callbacks.on_checkpoint = [&](const ResumeState& state, const torch::Tensor& x) {
       Checkpoint checkpoint{identity, state, x, writer ? history : std::vector<IterationSummary>{}};

@@ -109,3 +109,50 @@ TEST(DataParallel, BroadcastOfInitialParametersMakesRanksEqual) {
   train(*problem, sgd, t, make_layout(world, 0));
   expect_same_on_all_ranks(*world, problem->parameters().values());
 }
+
+namespace {
+
+/// Trains with SGD for up to 50 epochs; `configure` may set per-rank options and callbacks.
+Summary train_until_stopped(const std::function<void(int rank, int size, TrainOptions&, Callbacks&)>& configure) {
+  auto world = std::make_shared<MpiComm>();
+  Basic1dOptions o;
+  o.points = 16;
+  o.dtype = torch::kFloat64;
+  o.shard = {world->rank(), world->size()};
+  ProblemPtr problem = make_poisson1d(o);
+  Sgd sgd(SgdOptions{1e-5});
+  TrainOptions t;
+  t.epochs = 50;
+  t.metric_every = 0;
+  Callbacks callbacks;
+  configure(world->rank(), world->size(), t, callbacks);
+  return train(*problem, sgd, t, make_layout(world, 0), callbacks);
+}
+
+bool iterations_on_every_rank_equal(int64_t mine) {
+  MpiComm world;
+  return world.allreduce_sum(static_cast<double>(mine)) == static_cast<double>(mine * world.size());
+}
+
+}  // namespace
+
+// Regression: ranks used to check --time-limit on their own clocks; one rank stopped while the
+// others entered the next step's collectives and waited for ever.
+TEST(StopDecision, ATimeLimitSeenByOneRankStopsEveryRankAtTheSameIteration) {
+  Summary s = train_until_stopped([](int rank, int size, TrainOptions& t, Callbacks&) {
+    if (rank == size - 1) t.time_limit_s = 1e-9;  // the last rank is out of time at once
+  });
+  EXPECT_EQ(s.termination, Termination::kTimeLimit) << s.message;
+  EXPECT_EQ(s.iterations, 1);
+  EXPECT_TRUE(iterations_on_every_rank_equal(s.iterations));
+}
+
+TEST(StopDecision, AnInterruptOnOneRankStopsEveryRankAtTheSameIteration) {
+  int polls = 0;
+  Summary s = train_until_stopped([&polls](int rank, int size, TrainOptions&, Callbacks& c) {
+    c.interrupted = [&polls, rank, size] { return rank == size - 1 && ++polls >= 4; };
+  });
+  EXPECT_EQ(s.termination, Termination::kInterrupted) << s.message;
+  EXPECT_EQ(s.iterations, 4);
+  EXPECT_TRUE(iterations_on_every_rank_equal(s.iterations));
+}
