@@ -56,7 +56,7 @@ void add_trust_region_options(po::options_description& o) {
                   "L-SR1: dogleg step instead of the exact (orthonormal-basis) step");
   add_option_once(o, "global-steps", po::value<int>(),
                   "tr: trust-region steps per mini-batch (default 1); sapts/apts: steps of the "
-                  "global pass after the combined step, 0 = none (default 1)");
+                  "global pass after the combined step, 0 = none (sapts default 0, apts 1)");
   add_option_once(o, "gradient-tolerance", po::value<double>(),
                   "converged when max|gradient| <= this (default 1e-12)");
   add_option_once(o, "data-parallel", po::value<int>(),
@@ -110,8 +110,9 @@ SolverPtr make_tr(const po::variables_map& vm) {
   return std::make_unique<TrustRegionSolver>(o);
 }
 
-AdditiveTrustRegionOptions additive_options(const po::variables_map& vm) {
-  AdditiveTrustRegionOptions o;
+/// `o`: the solver's defaults (SaptsOptions or AptsOptions), overridden by the command line.
+AdditiveTrustRegionOptions additive_options(const po::variables_map& vm,
+                                            AdditiveTrustRegionOptions o) {
   o.global = region_options(vm, false);
   o.local = region_options(vm, true);
   if (auto v = given<int>(vm, "local-steps")) o.local_steps = *v;
@@ -146,7 +147,7 @@ DDTRAIN_REGISTER_SOLVER(SolverEntry{
     "additive trust region over data subdomains (micro-batches), SAPTS",
     add_additive_options,
     [](const po::variables_map& vm) -> SolverPtr {
-      return std::make_unique<Sapts>(additive_options(vm));
+      return std::make_unique<Sapts>(additive_options(vm, SaptsOptions{}));
     },
     /*needs_partition=*/false,
     data_parallel_default(0),
@@ -157,7 +158,7 @@ DDTRAIN_REGISTER_SOLVER(SolverEntry{
     "additive trust region over parameter subdomains (layer groups), APTS in weights",
     add_additive_options,
     [](const po::variables_map& vm) -> SolverPtr {
-      return std::make_unique<Apts>(additive_options(vm));
+      return std::make_unique<Apts>(additive_options(vm, AptsOptions{}));
     },
     /*needs_partition=*/true,
     data_parallel_default(1),

@@ -94,6 +94,7 @@ TEST(Sapts, OneProcessWithNMicroBatchesReducesTheLoss) {
       MicroBatches batches(problem, torch::arange(64), n);
       SaptsOptions options;
       options.global.model = options.local.model = model;
+      options.global_steps = 1;  // the evaluation counts below include the global pass
       Sapts solver(options);
       EXPECT_TRUE(solver.needs_data_subdomains());
       torch::Tensor x = problem.parameters->values().clone();
@@ -167,7 +168,9 @@ TEST(Sapts, NeedsMicroBatches) {
 }
 
 TEST(AdditiveTrustRegionOptions, Validate) {
-  SaptsOptions o;
+  EXPECT_EQ(SaptsOptions{}.global_steps, 0);  // measured default (sapts.hpp)
+  EXPECT_EQ(AptsOptions{}.global_steps, 1);
+  AdditiveTrustRegionOptions o;
   EXPECT_EQ(o.validate(), "");
   o.local_steps = 0;
   EXPECT_NE(o.validate().find("--local-steps"), std::string::npos);
