@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Markdown table of a bench/plbfgs_grid.sh output directory (one row per run)."""
+import csv
+import json
+import pathlib
+import sys
+
+
+def time_to(history, threshold):
+    """Training wall time of the first logged metric <= threshold, or None."""
+    for row in history:
+        if row["metric"] and float(row["metric"]) <= threshold:
+            return float(row["wall_time_s"])
+    return None
+
+
+def metric_at(history, iterations):
+    """The last logged metric at or before `iterations` outer iterations, or None."""
+    value = None
+    for row in history:
+        if int(row["iteration"]) > iterations:
+            break
+        if row["metric"]:
+            value = float(row["metric"])
+    return value
+
+
+def fmt(value, spec):
+    return "not reached" if value is None else format(value, spec)
+
+
+def main(root):
+    rows = []
+    baseline = None  # plain L-BFGS's history, for the per-iteration comparison
+    for summary_path in pathlib.Path(root).glob("*/*/summary.json"):
+        if json.load(open(summary_path))["solver"] == "lbfgs":
+            with open(summary_path.parent / "history.csv") as f:
+                baseline = list(csv.DictReader(f))
+    for summary_path in sorted(pathlib.Path(root).glob("*/*/summary.json")):
+        s = json.load(open(summary_path))
+        c = s["config"]
+        with open(summary_path.parent / "history.csv") as f:
+            history = list(csv.DictReader(f))
+        method = s["solver"] + (" " + s["variant"] if s.get("variant") else "")
+        n = c.get("subdomains", "-") if s.get("variant") else "-"
+        k = c.get("local-steps", "-") if s.get("variant") else "-"
+        rows.append((method, n, k, s["ranks"], s["iterations"], s["evaluations"],
+                     s.get("local_evaluations", 0), s["wall_time_s"], s["final_loss"], s["metric"],
+                     time_to(history, 5e-2), time_to(history, 1e-2),
+                     metric_at(baseline, s["iterations"]) if baseline else None))
+    rows.sort(key=lambda r: (r[0] != "lbfgs", r[0] != "adam", r[0], int(r[1]) if r[1] != "-" else 0,
+                             int(r[2]) if r[2] != "-" else 0, r[3]))
+    print("| method | N | k_loc | ranks | outer its | global grad evals | local grad evals (rank 0)"
+          " | wall s | final loss | rel L2 | s to rel L2 <= 5e-2 | s to rel L2 <= 1e-2"
+          " | plain L-BFGS rel L2 after as many iterations |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {r[6]} | {r[7]:.1f} | "
+              f"{r[8]:.3g} | {r[9]:.4f} | {fmt(r[10], '.1f')} | {fmt(r[11], '.1f')} | "
+              f"{fmt(r[12], '.4f') if r[0] != 'lbfgs' else '-'} |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: plbfgs_grid_table.py GRID_DIR")
+    main(sys.argv[1])
