@@ -57,7 +57,7 @@ def main(root):
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]} | {r[5]} | {r[6]} | {r[7]:.1f} | "
               f"{r[8]:.3g} | {r[9]:.4f} | {fmt(r[10], '.1f')} | {fmt(r[11], '.1f')} | "
-              f"{fmt(r[12], '.4f') if r[0] != 'lbfgs' else '-'} |")
+              f"{format(r[12], '.4f') if r[0] != 'lbfgs' and r[12] is not None else '-'} |")
 
 
 if __name__ == "__main__":

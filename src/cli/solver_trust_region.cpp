@@ -39,7 +39,7 @@ void add_trust_region_options(po::options_description& o) {
   add_option_once(o, "min-radius", po::value<double>(),
                   "trust region: smallest radius after a rejection (default 1e-3)");
   add_option_once(o, "max-radius", po::value<double>(),
-                  "trust region: largest radius (default 2.0)");
+                  "trust region: largest radius (default 2.0; sapts 0.3)");
   add_option_once(o, "eta1", po::value<double>(),
                   "trust region: accept a step if rho > eta1 (default 0.25)");
   add_option_once(o, "eta2", po::value<double>(),
@@ -69,7 +69,7 @@ void add_additive_options(po::options_description& o) {
   add_option_once(o, "local-steps", po::value<int>(),
                   "local steps per subdomain and outer iteration (sapts/apts default 3)");
   add_option_once(o, "local-eta1", po::value<double>(),
-                  "sapts/apts: local acceptance threshold (default 0.3)");
+                  "sapts/apts: local acceptance threshold (sapts default 0.05, apts 0.3)");
   add_option_once(o, "local-eta2", po::value<double>(),
                   "sapts/apts: local expansion threshold (default 0.7)");
   add_option_once(o, "local-radius-increase", po::value<double>(),
@@ -80,9 +80,9 @@ void add_additive_options(po::options_description& o) {
                   "sapts/apts: grow the mini-batch 1.5x when the epoch loss stalls for 2 epochs");
 }
 
-/// The global (or, with `local`, the local) trust-region options from the command line.
-TrustRegionOptions region_options(const po::variables_map& vm, bool local) {
-  TrustRegionOptions o = local ? TrustRegionOptions::local_defaults() : TrustRegionOptions{};
+/// The global (or, with `local`, the local) trust-region options: `o` (the solver's defaults)
+/// with what the command line gives.
+TrustRegionOptions region_options(const po::variables_map& vm, bool local, TrustRegionOptions o) {
   if (auto v = given<double>(vm, "radius")) o.radius = *v;
   if (auto v = given<double>(vm, "min-radius")) o.min_radius = *v;
   if (auto v = given<double>(vm, "max-radius")) o.max_radius = *v;
@@ -103,7 +103,7 @@ void require_valid(const std::string& invalid) {
 
 SolverPtr make_tr(const po::variables_map& vm) {
   TrustRegionSolverOptions o;
-  o.region = region_options(vm, false);
+  o.region = region_options(vm, false, o.region);
   if (auto v = given<int>(vm, "global-steps")) o.steps = *v;
   if (auto v = given<double>(vm, "gradient-tolerance")) o.gradient_tolerance = *v;
   require_valid(o.validate());
@@ -113,8 +113,8 @@ SolverPtr make_tr(const po::variables_map& vm) {
 /// `o`: the solver's defaults (SaptsOptions or AptsOptions), overridden by the command line.
 AdditiveTrustRegionOptions additive_options(const po::variables_map& vm,
                                             AdditiveTrustRegionOptions o) {
-  o.global = region_options(vm, false);
-  o.local = region_options(vm, true);
+  o.global = region_options(vm, false, o.global);
+  o.local = region_options(vm, true, o.local);
   if (auto v = given<int>(vm, "local-steps")) o.local_steps = *v;
   if (auto v = given<int>(vm, "global-steps")) o.global_steps = *v;
   if (auto v = given<double>(vm, "gradient-tolerance")) o.gradient_tolerance = *v;

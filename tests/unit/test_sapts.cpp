@@ -148,7 +148,7 @@ TEST(Sapts, CombinedStepStaysInsideTheRadius) {
   MicroBatches batches(problem, torch::arange(48), 3);
   SaptsOptions options;
   options.global_steps = 0;  // only the combined step moves x
-  options.global.radius = 0.5;
+  options.global.radius = options.global.max_radius = 0.5;
   Sapts solver(options);
   torch::Tensor x = problem.parameters->values().clone();
   for (int k = 0; k < 10; ++k) {
@@ -168,8 +168,12 @@ TEST(Sapts, NeedsMicroBatches) {
 }
 
 TEST(AdditiveTrustRegionOptions, Validate) {
-  EXPECT_EQ(SaptsOptions{}.global_steps, 0);  // measured default (sapts.hpp)
+  // SAPTS's measured defaults (sapts.hpp); APTS keeps the specification's.
+  EXPECT_EQ(SaptsOptions{}.global_steps, 0);
+  EXPECT_EQ(SaptsOptions{}.global.max_radius, 0.3);
+  EXPECT_EQ(SaptsOptions{}.local.eta1, 0.05);
   EXPECT_EQ(AptsOptions{}.global_steps, 1);
+  EXPECT_EQ(AptsOptions{}.global.max_radius, 2.0);
   AdditiveTrustRegionOptions o;
   EXPECT_EQ(o.validate(), "");
   o.local_steps = 0;
