@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Markdown table of classification runs (ddtrain compare/train output directories): test
 accuracy after the given epochs, wall seconds per epoch, gradient evaluations per epoch.
 

@@ -19,4 +19,4 @@ for p in ${RANKS:-1 2 4 8}; do
     --batch-size 100 --epochs 10 --threads 1 --quiet --overwrite "$@" --solvers "$solvers" \
     --out "$out/ranks$p" >/dev/null
 done
-python3 "$(dirname "$0")/classification_table.py" --epochs 1,5,10 "$out"/ranks*
+/usr/bin/python3 "$(dirname "$0")/classification_table.py" --epochs 1,5,10 "$out"/ranks*

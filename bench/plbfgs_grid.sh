@@ -36,4 +36,4 @@ for n in $subdomains; do
       --solvers "$(variants "$n")" >/dev/null
   fi
 done
-python3 "$(dirname "$0")/plbfgs_grid_table.py" "$out"
+/usr/bin/python3 "$(dirname "$0")/plbfgs_grid_table.py" "$out"

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Markdown table of a bench/plbfgs_grid.sh output directory (one row per run)."""
 import csv
 import json
@@ -60,7 +60,37 @@ def main(root):
               f"{format(r[12], '.4f') if r[0] != 'lbfgs' and r[12] is not None else '-'} |")
 
 
+def plot(root, out):
+    """rel L2 against outer iterations and wall time: the baselines and, per variant, the serial
+    run of each N with k_loc = 20."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for summary_path in sorted(pathlib.Path(root).glob("serial-*/*/summary.json")):
+        s = json.load(open(summary_path))
+        c = s["config"]
+        if s.get("variant") and c.get("local-steps") != "20":
+            continue
+        label = s["solver"] + (f" {s['variant']} N={c['subdomains']} k=20" if s.get("variant") else "")
+        with open(summary_path.parent / "history.csv") as f:
+            logged = [r for r in csv.DictReader(f) if r["metric"]]
+        its = [int(r["iteration"]) for r in logged]
+        errors = [float(r["metric"]) for r in logged]
+        axes[0].plot(its, errors, label=label)
+        axes[1].plot([float(r["wall_time_s"]) for r in logged], errors, label=label)
+    axes[0].set(xscale="log", xlabel="outer iterations", ylabel="rel. L2 error")
+    axes[1].set(xlabel="wall time [s] (serial)", ylabel="rel. L2 error")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: plbfgs_grid_table.py GRID_DIR")
+    if len(sys.argv) not in (2, 4) or (len(sys.argv) == 4 and sys.argv[2] != "--plot"):
+        sys.exit("usage: plbfgs_grid_table.py GRID_DIR [--plot FILE.png]")
     main(sys.argv[1])
+    if len(sys.argv) == 4:
+        plot(sys.argv[1], sys.argv[3])
