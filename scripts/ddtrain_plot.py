@@ -5,7 +5,8 @@ Usage: ddtrain_plot.py DIR [--format png|svg] [--out PLOTDIR]
 
 DIR is a run directory (history.csv, summary.json) or a `ddtrain compare` directory (one run
 per sub-directory). Writes PLOTDIR/convergence.<fmt> (loss and metric against wall time and
-against gradient evaluations, global + subdomain-local, one line per run, log scale) and, when the best run wrote field.csv,
+against gradient evaluations, global + subdomain-local, or for classification against epochs,
+one line per run, log scale) and, when the best run wrote field.csv,
 PLOTDIR/solution.<fmt> (reference, prediction, error). Default PLOTDIR: DIR/plots.
 Works without a display (Agg backend). Called by `ddtrain plot`.
 """
@@ -90,17 +91,20 @@ def smoothed(values, window):
 def convergence(runs, path):
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), constrained_layout=True)
     metric_name = "metric"
+    # Classification is compared per epoch (the same data seen), PINNs per gradient evaluation.
+    by_epoch = any(summary.get("metric_name") == "accuracy" for _, _, summary in runs)
+    cost = "epoch" if by_epoch else "evaluations"
     for label, run_dir, summary in runs:
         rows = read_history(os.path.join(run_dir, "history.csv"))
         if not rows:
             continue
         metric_name = summary.get("metric_name") or metric_name
-        loss = [(r["wall_time_s"], r["evaluations"], r["loss"]) for r in rows if r["loss"] > 0]
-        metric = [(r["wall_time_s"], r["evaluations"], r["metric"]) for r in rows
+        loss = [(r["wall_time_s"], r[cost], r["loss"]) for r in rows if r["loss"] > 0]
+        metric = [(r["wall_time_s"], r[cost], r["metric"]) for r in rows
                   if not math.isnan(r["metric"])]
         # The final metric (evaluated at the end of every run) closes the curve.
         if isinstance(summary.get("metric"), (int, float)) and summary.get("wall_time_s") is not None:
-            last = (summary["wall_time_s"], rows[-1]["evaluations"], summary["metric"])
+            last = (summary["wall_time_s"], rows[-1][cost], summary["metric"])
             if not metric or metric[-1][1] != last[1]:
                 metric.append(last)
         window = len(loss) // 100 if summary.get("metric_name") == "accuracy" else 1
@@ -117,7 +121,8 @@ def convergence(runs, path):
                                      marker=".", label=label)
     higher_is_better = metric_name == "accuracy"
     for row, name in ((0, "loss"), (1, metric_name)):
-        for column, xlabel in ((0, "wall time [s]"), (1, "gradient evaluations (global + local)")):
+        for column, xlabel in ((0, "wall time [s]"),
+                               (1, "epochs" if by_epoch else "gradient evaluations (global + local)")):
             ax = axes[row][column]
             ax.set_xlabel(xlabel)
             ax.set_ylabel(name)
