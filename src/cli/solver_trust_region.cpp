@@ -44,7 +44,7 @@ void add_trust_region_options(po::options_description& o) {
                   "trust region: accept a step if rho > eta1 (default 0.25)");
   add_option_once(o, "eta2", po::value<double>(),
                   "trust region: expand if rho > eta2 and the step reaches 0.9 radius "
-                  "(default 0.75)");
+                  "(default 0.75; sapts 0.5)");
   add_option_once(o, "radius-increase", po::value<double>(),
                   "trust region: expansion factor (default 1.2)");
   add_option_once(o, "radius-decrease", po::value<double>(),
