@@ -206,16 +206,18 @@ Summary train(Problem& problem, Solver& solver, const TrainOptions& options, con
   auto time_or_interrupt = [&]() {
     const bool timed = options.time_limit_s > 0;
     if (!timed && !callbacks.interrupted && !distributed) return Termination::kRunning;
-    double flags[2] = {timed && training_time() >= options.time_limit_s ? 1.0 : 0.0,
-                       callbacks.interrupted && callbacks.interrupted() ? 1.0 : 0.0};
+    double out_of_time = timed && training_time() >= options.time_limit_s ? 1.0 : 0.0;
+    double interrupted = callbacks.interrupted && callbacks.interrupted() ? 1.0 : 0.0;
     if (distributed) {
-      torch::Tensor t = torch::tensor({flags[0], flags[1]}, torch::kFloat64);
-      layout.world->allreduce_sum(t);
-      flags[0] = t[0].item<double>();
-      flags[1] = t[1].item<double>();
+      // Both counts in one scalar allreduce (the scalar path works for every communicator,
+      // NCCL included): out_of_time + (P + 1) * interrupted, exact in float64.
+      const double base = layout.world->size() + 1.0;
+      const double both = layout.world->allreduce_sum(out_of_time + base * interrupted);
+      interrupted = std::floor(both / base);
+      out_of_time = both - base * interrupted;
     }
-    if (flags[0] > 0) return Termination::kTimeLimit;
-    return flags[1] > 0 ? Termination::kInterrupted : Termination::kRunning;
+    if (out_of_time > 0) return Termination::kTimeLimit;
+    return interrupted > 0 ? Termination::kInterrupted : Termination::kRunning;
   };
   Termination stop = Termination::kRunning;
   std::string message;
