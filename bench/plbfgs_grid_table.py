@@ -29,18 +29,23 @@ def fmt(value, spec):
     return "not reached" if value is None else format(value, spec)
 
 
-def main(root):
-    rows = []
-    baseline = None  # plain L-BFGS's history, for the per-iteration comparison
-    for summary_path in pathlib.Path(root).glob("*/*/summary.json"):
-        if json.load(open(summary_path))["solver"] == "lbfgs":
-            with open(summary_path.parent / "history.csv") as f:
-                baseline = list(csv.DictReader(f))
+def load_runs(root):
+    """[(comparison directory name, summary, history rows)] of every run under root, read once."""
+    runs = []
     for summary_path in sorted(pathlib.Path(root).glob("*/*/summary.json")):
-        s = json.load(open(summary_path))
-        c = s["config"]
+        with open(summary_path) as f:
+            summary = json.load(f)
         with open(summary_path.parent / "history.csv") as f:
-            history = list(csv.DictReader(f))
+            runs.append((summary_path.parent.parent.name, summary, list(csv.DictReader(f))))
+    return runs
+
+
+def main(runs):
+    rows = []
+    # Plain L-BFGS's history, for the per-iteration comparison.
+    baseline = next((h for _, s, h in runs if s["solver"] == "lbfgs"), None)
+    for _, s, history in runs:
+        c = s["config"]
         method = s["solver"] + (" " + s["variant"] if s.get("variant") else "")
         n = c.get("subdomains", "-") if s.get("variant") else "-"
         k = c.get("local-steps", "-") if s.get("variant") else "-"
@@ -60,21 +65,19 @@ def main(root):
               f"{format(r[12], '.4f') if r[0] != 'lbfgs' and r[12] is not None else '-'} |")
 
 
-def plot(root, out):
+def plot(runs, out):
     """rel L2 against outer iterations and wall time: the baselines and, per variant, the serial
     run of each N with k_loc = 20."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for summary_path in sorted(pathlib.Path(root).glob("serial-*/*/summary.json")):
-        s = json.load(open(summary_path))
+    for comparison, s, history in runs:
         c = s["config"]
-        if s.get("variant") and c.get("local-steps") != "20":
+        if not comparison.startswith("serial-") or (s.get("variant") and c.get("local-steps") != "20"):
             continue
         label = s["solver"] + (f" {s['variant']} N={c['subdomains']} k=20" if s.get("variant") else "")
-        with open(summary_path.parent / "history.csv") as f:
-            logged = [r for r in csv.DictReader(f) if r["metric"]]
+        logged = [r for r in history if r["metric"]]
         its = [int(r["iteration"]) for r in logged]
         errors = [float(r["metric"]) for r in logged]
         axes[0].plot(its, errors, label=label)
@@ -91,6 +94,7 @@ def plot(root, out):
 if __name__ == "__main__":
     if len(sys.argv) not in (2, 4) or (len(sys.argv) == 4 and sys.argv[2] != "--plot"):
         sys.exit("usage: plbfgs_grid_table.py GRID_DIR [--plot FILE.png]")
-    main(sys.argv[1])
+    all_runs = load_runs(sys.argv[1])
+    main(all_runs)
     if len(sys.argv) == 4:
-        plot(sys.argv[1], sys.argv[3])
+        plot(all_runs, sys.argv[3])
