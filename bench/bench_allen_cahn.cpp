@@ -1,9 +1,10 @@
 // Wall time of one L-BFGS iteration and one Adam step of ddtrain on the Allen–Cahn PINN
 // (ResNet 6 x 40, tanh, hard constraints, float32 by default) for N_f = 2000, 10000, 40000
-// residual points, with Taylor-mode and autograd residual derivatives. The counterpart of
+// residual points, with fused, Taylor-mode and autograd residual derivatives. The counterpart of
 // bench/pytorch_allen_cahn.py; bench/run_allen_cahn_vs_pytorch.sh runs both. Prints CSV rows.
 //
-// Usage: bench_allen_cahn [--threads N] [--nf 2000,10000,40000] [--derivatives taylor,autograd]
+// Usage: bench_allen_cahn [--threads N] [--nf 2000,10000,40000]
+//                         [--derivatives fused,taylor,autograd] [--chunk 256 (fused)]
 //                         [--lbfgs-iterations 20] [--adam-steps 21] [--precision float32|float64]
 // L-BFGS: `iterations` warm-up iterations, then the same number timed (as the PyTorch side runs
 // one warm-up step() of max_iter iterations and times a second one). Adam: 2 warm-up steps,
@@ -39,10 +40,13 @@ std::vector<std::string> split(const std::string& list) {
   return out;
 }
 
+int64_t fused_chunk = ddtrain::AllenCahnOptions{}.fused_chunk;
+
 ddtrain::AllenCahnOptions problem_options(int64_t nf, ddtrain::Derivatives derivatives,
                                           torch::Dtype dtype) {
   ddtrain::AllenCahnOptions o;  // ResNet 6 x 40, tanh, hard constraints
   o.nf = nf;
+  o.fused_chunk = fused_chunk;
   o.derivatives = derivatives;
   o.dtype = dtype;
   return o;
@@ -52,7 +56,7 @@ ddtrain::AllenCahnOptions problem_options(int64_t nf, ddtrain::Derivatives deriv
 
 int main(int argc, char** argv) {
   int threads = 1, lbfgs_iterations = 20, adam_steps = 21;
-  std::string nf_list = "2000,10000,40000", modes = "taylor,autograd", precision = "float32";
+  std::string nf_list = "2000,10000,40000", modes = "fused,taylor,autograd", precision = "float32";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string key = argv[i], value = argv[i + 1];
     if (key == "--threads") threads = std::atoi(value.c_str());
@@ -61,6 +65,7 @@ int main(int argc, char** argv) {
     else if (key == "--lbfgs-iterations") lbfgs_iterations = std::atoi(value.c_str());
     else if (key == "--adam-steps") adam_steps = std::max(1, std::atoi(value.c_str()));
     else if (key == "--precision") precision = value;
+    else if (key == "--chunk") fused_chunk = std::atoll(value.c_str());
     else {
       std::fprintf(stderr, "unknown option %s\n", key.c_str());
       return 2;

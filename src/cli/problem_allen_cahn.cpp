@@ -75,8 +75,10 @@ void add_options(po::options_description& options) {
   add_option_once(options, "causal-bins", po::value<int64_t>(),
                   "time bins of causal weighting (allen_cahn: 32)");
   add_option_once(options, "derivatives", po::value<std::string>(),
-                  "input derivatives of the PDE residual: taylor (forward Taylor mode, one "
-                  "stacked pass; faster) | autograd (nested reverse mode) (allen_cahn: taylor)");
+                  "input derivatives of the PDE residual: auto (fused where it applies, else "
+                  "taylor) | fused (Taylor mode, chunked, backward by hand; hard constraints, "
+                  "tanh, CPU; fastest) | taylor (forward Taylor mode, one "
+                  "stacked pass) | autograd (nested reverse mode) (allen_cahn: auto)");
   add_option_once(options, "reference", po::value<std::string>(),
                   "reference solution FILE.mat (x, tt, uu); default: computed (allen_cahn)");
   add_option_once(options, "model", po::value<std::string>(),

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "ddtrain/error.hpp"
+#include "tanh_jet_kernels.hpp"
 
 namespace ddtrain {
 
@@ -116,50 +117,20 @@ Derivatives derivatives(const torch::Tensor& z, const std::string& name, bool se
 // ---- tanh, fused (CPU) ------------------------------------------------------------------------
 //
 // The default PINN activation gets one elementwise pass forward and one backward instead of
-// about a dozen tensor ops each way. With v = z_0 + b, a = tanh v, s = 1 - a^2, s' = -2 a s,
-// s'' = -2 s (1 - 3 a^2), the outputs are
-//   o_0 = a,  o_x = s z_x,  o_t = s z_t,  o_xx = s z_xx + s' z_x^2
-// and for output gradients g the input gradients
-//   g_x' = s g_x + 2 s' z_x g_xx,  g_t' = s g_t,  g_xx' = s g_xx,
-//   g_v  = s g_0 + s' (z_x g_x + z_t g_t + z_xx g_xx) + s'' z_x^2 g_xx,   g_b = sum_n g_v.
+// about a dozen tensor ops each way (the arithmetic: tanh_jet_kernels.hpp).
 
-// `out` slot 0 already holds a = tanh(z_0 + b) (torch's vectorized tanh); the loops below are
-// branch-free for each (T, t, xx) so the compiler vectorizes them.
+// `out` slot 0 already holds a = tanh(z_0 + b) (torch's vectorized tanh).
 template <typename T, bool t, bool xx>
-void tanh_jet_forward_kernel(const T* __restrict__ z, T* __restrict__ out, int64_t e) {
-  const int64_t sx = e, st = 2 * e, sxx = (t ? 3 : 2) * e;
+void tanh_jet_forward_kernel(const T* z, T* out, int64_t e) {
   at::parallel_for(0, e, 16384, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const T a = out[i], s = 1 - a * a, zx = z[sx + i];
-      out[sx + i] = s * zx;
-      if constexpr (t) out[st + i] = s * z[st + i];
-      if constexpr (xx) out[sxx + i] = s * z[sxx + i] - 2 * a * s * zx * zx;
-    }
+    detail::tanh_jet_forward_range<T, t, xx>(z, out, e, begin, end);
   });
 }
 
 template <typename T, bool t, bool xx>
-void tanh_jet_backward_kernel(const T* __restrict__ z, const T* __restrict__ out,
-                              const T* __restrict__ g, T* __restrict__ gz, int64_t e) {
-  const int64_t sx = e, st = 2 * e, sxx = (t ? 3 : 2) * e;
+void tanh_jet_backward_kernel(const T* z, const T* out, const T* g, T* gz, int64_t e) {
   at::parallel_for(0, e, 16384, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const T a = out[i], s = 1 - a * a, s1 = -2 * a * s, zx = z[sx + i];
-      T gv = s * g[i] + s1 * zx * g[sx + i];
-      T gx = s * g[sx + i];
-      if constexpr (t) {
-        gv += s1 * z[st + i] * g[st + i];
-        gz[st + i] = s * g[st + i];
-      }
-      if constexpr (xx) {
-        const T gxx = g[sxx + i], s2 = -2 * s * (1 - 3 * a * a);
-        gv += (s1 * z[sxx + i] + s2 * zx * zx) * gxx;
-        gx += 2 * s1 * zx * gxx;
-        gz[sxx + i] = s * gxx;
-      }
-      gz[i] = gv;
-      gz[sx + i] = gx;
-    }
+    detail::tanh_jet_backward_range<T, t, xx>(z, out, g, gz, e, begin, end);
   });
 }
 

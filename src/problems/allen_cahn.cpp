@@ -58,13 +58,28 @@ std::string to_string(Constraints constraints) {
 }
 
 Derivatives parse_derivatives(const std::string& name) {
+  if (name == "auto") return Derivatives::kAuto;
+  if (name == "fused") return Derivatives::kFused;
   if (name == "taylor") return Derivatives::kTaylor;
   if (name == "autograd") return Derivatives::kAutograd;
-  throw InvalidArgument("--derivatives must be taylor or autograd, got '" + name + "'");
+  throw InvalidArgument("--derivatives must be auto, fused, taylor or autograd, got '" + name + "'");
 }
 
 std::string to_string(Derivatives derivatives) {
-  return derivatives == Derivatives::kTaylor ? "taylor" : "autograd";
+  switch (derivatives) {
+    case Derivatives::kAuto: return "auto";
+    case Derivatives::kFused: return "fused";
+    case Derivatives::kTaylor: return "taylor";
+    case Derivatives::kAutograd: return "autograd";
+  }
+  return "?";
+}
+
+std::string AllenCahnOptions::why_not_fused() const {
+  if (constraints != Constraints::kHard) return "it needs --constraints hard";
+  if (activation != "tanh") return "it needs --activation tanh";
+  if (!device.is_cpu()) return "it runs on the CPU only";
+  return "";
 }
 
 std::string AllenCahnOptions::validate() const {
@@ -103,6 +118,9 @@ std::string AllenCahnOptions::validate() const {
   }
   if (dtype != torch::kFloat32 && dtype != torch::kFloat64)
     return "--precision must be float32 or float64 for allen_cahn";
+  if (fused_chunk < 1) return "the fused loss's chunk must be >= 1";
+  if (derivatives == Derivatives::kFused && !why_not_fused().empty())
+    return "--derivatives fused: " + why_not_fused() + " (--derivatives auto picks taylor then)";
   if (shard.count < 1 || shard.index < 0 || shard.index >= shard.count)
     return "invalid shard " + std::to_string(shard.index) + " of " + std::to_string(shard.count);
   return "";
@@ -243,11 +261,13 @@ void AllenCahnProblem::adapt_points(int64_t round) {
 void AllenCahnProblem::build_model() {
   const int64_t inputs = options_.constraints == Constraints::kHard ? 3 : 2;
   LayerOf layer_of = top_level_layer;
+  std::optional<FusedTanhNetwork> fused_network;
   if (options_.model == "resnet") {
     ResNet net(ResNetOptions{inputs, 1, options_.depth, options_.width, options_.activation});
     module_ = net.ptr();
     network_ = [net](const torch::Tensor& in) mutable { return net->forward(in); };
     network_jet_ = [net](const SpaceTimeJet& in) mutable { return forward_jet(*net, in); };
+    fused_network = FusedTanhNetwork::of(*net);
     layer_of = resnet_layer_of;
   } else {
     FullyConnected net(
@@ -255,10 +275,21 @@ void AllenCahnProblem::build_model() {
     module_ = net.ptr();
     network_ = [net](const torch::Tensor& in) mutable { return net->forward(in); };
     network_jet_ = [net](const SpaceTimeJet& in) mutable { return forward_jet(*net, in); };
+    fused_network = FusedTanhNetwork::of(*net);
   }
   initialize_xavier(*module_, mix_seed(options_.seed, kModelStream));
   module_->to(options_.device, options_.dtype);
   parameters_ = std::make_unique<FlatParameters>(*module_, layer_of);
+
+  derivatives_ = options_.derivatives;
+  const bool can_fuse = options_.why_not_fused().empty() && fused_network.has_value();
+  if (derivatives_ == Derivatives::kAuto) derivatives_ = can_fuse ? Derivatives::kFused : Derivatives::kTaylor;
+  DDTRAIN_CHECK(derivatives_ != Derivatives::kFused || can_fuse, InvalidArgument,
+                "--derivatives fused does not support this network");
+  if (derivatives_ == Derivatives::kFused)
+    fused_loss_ = std::make_unique<FusedAllenCahnLoss>(
+        *fused_network,
+        FusedAllenCahnOptions{options_.diffusion, options_.reaction, options_.fused_chunk});
 }
 
 void AllenCahnProblem::sample(int64_t round) {
@@ -349,29 +380,43 @@ SpaceTimeJet AllenCahnProblem::predict_jet(const torch::Tensor& xt, bool with_t,
 }
 
 torch::Tensor AllenCahnProblem::residual(const torch::Tensor& xt) {
-  if (options_.derivatives == Derivatives::kTaylor)
+  if (derivatives_ != Derivatives::kAutograd)  // fused: the same residual by Taylor mode
     return allen_cahn_residual(predict_jet(xt), options_.diffusion, options_.reaction);
   return allen_cahn_residual([this](const torch::Tensor& points) { return predict(points); }, xt,
                              options_.diffusion, options_.reaction);
 }
 
+void AllenCahnProblem::update_causal_weights(const torch::Tensor& squared_residual) {
+  if (causal_weights_.defined()) return;
+  // From the detached per-bin mean losses; exclusive cumulative sum: bin 0 has weight 1.
+  const torch::Tensor r2 = squared_residual.detach();
+  const torch::Tensor bin_mean =
+      torch::zeros({options_.causal_bins}, r2.options()).index_add_(0, residual_bins_, r2) /
+      residual_bin_counts_.clamp_min(1);
+  causal_weights_ = torch::exp(-options_.causal_epsilon * (bin_mean.cumsum(0) - bin_mean));
+}
+
 torch::Tensor AllenCahnProblem::residual_term(const torch::Tensor& squared_residual) {
   if (options_.causal_epsilon <= 0) return squared_residual.sum() / residual_count_;
-  if (!causal_weights_.defined()) {
-    // From the detached per-bin mean losses; exclusive cumulative sum: bin 0 has weight 1.
-    const torch::Tensor r2 = squared_residual.detach();
-    const torch::Tensor bin_mean =
-        torch::zeros({options_.causal_bins}, r2.options()).index_add_(0, residual_bins_, r2) /
-        residual_bin_counts_.clamp_min(1);
-    causal_weights_ = torch::exp(-options_.causal_epsilon * (bin_mean.cumsum(0) - bin_mean));
-  }
+  update_causal_weights(squared_residual);
   return (causal_weights_.index_select(0, residual_bins_) * squared_residual).sum() / residual_count_;
+}
+
+torch::Tensor AllenCahnProblem::fused_residual_term() {
+  torch::Tensor weights;
+  if (options_.causal_epsilon > 0) {
+    // The epoch's first evaluation needs the residuals before the weighted pass: one extra
+    // forward-only pass per epoch.
+    if (!causal_weights_.defined()) update_causal_weights(fused_loss_->residuals(residual_points_).square());
+    weights = causal_weights_.index_select(0, residual_bins_);
+  }
+  return (*fused_loss_)(residual_points_, 1.0 / static_cast<double>(residual_count_), weights);
 }
 
 torch::Tensor AllenCahnProblem::soft_constraint_terms() {
   const torch::Tensor initial = (predict(initial_points_) - initial_values_).square().sum() / initial_count_;
   torch::Tensor u, u_x;
-  if (options_.derivatives == Derivatives::kTaylor) {
+  if (derivatives_ != Derivatives::kAutograd) {
     const SpaceTimeJet jet = predict_jet(boundary_points_, false, false);
     u = jet.value;
     u_x = jet.x;
@@ -392,7 +437,8 @@ torch::Tensor AllenCahnProblem::loss(const torch::Tensor& indices) {
                 "allen_cahn is a full-batch problem: loss() takes no sample indices");
   // Autograd derivatives need a graph even in no-grad mode (see allen_cahn_residual); Taylor
   // mode follows the caller's mode (no graph at all under NoGradGuard).
-  torch::AutoGradMode enable_grad(options_.derivatives == Derivatives::kAutograd ||
+  if (derivatives_ == Derivatives::kFused) return fused_residual_term();  // hard constraints
+  torch::AutoGradMode enable_grad(derivatives_ == Derivatives::kAutograd ||
                                   torch::GradMode::is_enabled());
   const torch::Tensor r = residual(residual_points_);
   torch::Tensor loss = residual_term(r.square());

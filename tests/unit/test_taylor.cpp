@@ -14,6 +14,7 @@
 #include "ddtrain/models/taylor.hpp"
 #include "ddtrain/objective.hpp"
 #include "ddtrain/problems/allen_cahn.hpp"
+#include "ddtrain/problems/allen_cahn_fused.hpp"
 
 namespace ddtrain {
 namespace {
@@ -169,11 +170,126 @@ TEST(TaylorAllenCahn, HardConstraintJetMatchesCentralDifferences) {
 }
 
 TEST(TaylorAllenCahn, DerivativesOptionParses) {
-  EXPECT_EQ(parse_derivatives("taylor"), Derivatives::kTaylor);
-  EXPECT_EQ(parse_derivatives("autograd"), Derivatives::kAutograd);
+  for (Derivatives d : {Derivatives::kAuto, Derivatives::kFused, Derivatives::kTaylor, Derivatives::kAutograd})
+    EXPECT_EQ(parse_derivatives(to_string(d)), d);
   EXPECT_EQ(to_string(Derivatives::kAutograd), "autograd");
   EXPECT_THROW(parse_derivatives("forward"), InvalidArgument);
-  EXPECT_EQ(AllenCahnOptions{}.derivatives, Derivatives::kTaylor);
+  EXPECT_EQ(AllenCahnOptions{}.derivatives, Derivatives::kAuto);
+}
+
+// ---- the fused loss (ddtrain/problems/allen_cahn_fused.hpp) ----------------------------------
+
+TEST(FusedAllenCahn, LossAndGradientEqualTaylorForEveryChunkSizeAndThreadCount) {
+  const reference::ReferenceField reference = tiny_reference();
+  const int threads = at::get_num_threads();
+  for (const std::string model : {"resnet", "fc"}) {
+    AllenCahnProblem problem(tiny_options(Constraints::kHard, model, Derivatives::kTaylor), reference);
+    // Taylor's loss and gradient by autograd.
+    LocalObjective taylor(problem.parameters(), [&] { return problem.loss({}); });
+    const torch::Tensor x = problem.parameters().values().clone();
+    torch::Tensor g_taylor = torch::zeros_like(x);
+    const double l_taylor = taylor.evaluate(x, &g_taylor);
+
+    std::optional<FusedTanhNetwork> network =
+        model == "resnet" ? FusedTanhNetwork::of(*problem.model().as<ResNetImpl>())
+                          : FusedTanhNetwork::of(*problem.model().as<FullyConnectedImpl>());
+    ASSERT_TRUE(network.has_value()) << model;
+    const double scale = 1.0 / static_cast<double>(problem.global_num_samples());
+    for (int64_t chunk : {1, 16, 50, 157, 1000}) {   // 157 points: partial last chunks
+      for (int t : {1, 2}) {
+        at::set_num_threads(t);
+        const std::string what = model + " chunk " + std::to_string(chunk) + " threads " + std::to_string(t);
+        FusedAllenCahnLoss fused(*network, {0.01, 5.0, chunk});
+        const FusedAllenCahnLoss::Result result = fused.evaluate(problem.residual_points(), scale, true);
+        EXPECT_NEAR(result.loss, l_taylor, 1e-12 * l_taylor) << what;
+        std::vector<torch::Tensor> flat;
+        for (const torch::Tensor& g : result.gradients) flat.push_back(g.reshape({-1}));
+        // FusedAllenCahnLoss::parameters() is the module's parameter order, as FlatParameters'.
+        EXPECT_LT(relative_error(torch::cat(flat), g_taylor), 1e-12) << what;
+        EXPECT_NEAR(fused.evaluate(problem.residual_points(), scale, false).loss, l_taylor,
+                    1e-12 * l_taylor) << what;
+      }
+    }
+  }
+  at::set_num_threads(threads);
+}
+
+TEST(FusedAllenCahn, ProblemUsesItByDefaultWithTheSameLossGradientAndLossOnlyValue) {
+  const reference::ReferenceField reference = tiny_reference();
+  for (const std::string model : {"resnet", "fc"}) {
+    AllenCahnProblem fused(tiny_options(Constraints::kHard, model, Derivatives::kAuto), reference);
+    AllenCahnProblem taylor(tiny_options(Constraints::kHard, model, Derivatives::kTaylor), reference);
+    EXPECT_EQ(fused.derivatives(), Derivatives::kFused) << model;
+    LocalObjective f_fused(fused.parameters(), [&] { return fused.loss({}); });
+    LocalObjective f_taylor(taylor.parameters(), [&] { return taylor.loss({}); });
+    const torch::Tensor x = fused.parameters().values().clone() * 1.3;  // away from the start
+    torch::Tensor g_fused = torch::zeros_like(x), g_taylor = torch::zeros_like(x);
+    const double l_fused = f_fused.evaluate(x, &g_fused), l_taylor = f_taylor.evaluate(x, &g_taylor);
+    EXPECT_NEAR(l_fused, l_taylor, 1e-12 * l_taylor) << model;
+    EXPECT_LT(relative_error(g_fused, g_taylor), 1e-12) << model;
+    EXPECT_NEAR(f_fused.loss(x), l_taylor, 1e-12 * l_taylor) << model;
+    torch::NoGradGuard no_grad;
+    EXPECT_FALSE(fused.loss({}).requires_grad());
+  }
+}
+
+TEST(FusedAllenCahn, CausalWeightingEqualsTaylorsWithWeightsFrozenAfterTheFirstEvaluation) {
+  const reference::ReferenceField reference = tiny_reference();
+  AllenCahnOptions o = tiny_options(Constraints::kHard, "resnet", Derivatives::kFused);
+  o.causal_epsilon = 3.0;
+  o.causal_bins = 4;
+  AllenCahnProblem fused(o, reference);
+  o.derivatives = Derivatives::kTaylor;
+  AllenCahnProblem taylor(o, reference);
+  LocalObjective f_fused(fused.parameters(), [&] { return fused.loss({}); });
+  LocalObjective f_taylor(taylor.parameters(), [&] { return taylor.loss({}); });
+  const torch::Tensor x0 = fused.parameters().values().clone();
+  for (const torch::Tensor& x : {x0, x0 * 1.5}) {  // the second uses the first one's weights
+    torch::Tensor g_fused = torch::zeros_like(x), g_taylor = torch::zeros_like(x);
+    const double l_fused = f_fused.evaluate(x, &g_fused), l_taylor = f_taylor.evaluate(x, &g_taylor);
+    EXPECT_NEAR(l_fused, l_taylor, 1e-12 * l_taylor);
+    EXPECT_LT(relative_error(g_fused, g_taylor), 1e-12);
+  }
+  // Weights matter: the unweighted loss at x0 differs.
+  AllenCahnOptions plain = o;
+  plain.causal_epsilon = 0;
+  AllenCahnProblem unweighted(plain, reference);
+  LocalObjective f_plain(unweighted.parameters(), [&] { return unweighted.loss({}); });
+  EXPECT_GT(std::abs(f_plain.loss(x0) - f_taylor.loss(x0)), 1e-6 * f_plain.loss(x0));
+}
+
+TEST(FusedAllenCahn, Float32AgreesWithTaylorToSinglePrecision) {
+  AllenCahnOptions o = tiny_options(Constraints::kHard, "resnet", Derivatives::kFused);
+  o.dtype = torch::kFloat32;
+  o.nf = 3000;
+  AllenCahnProblem fused(o, tiny_reference());
+  o.derivatives = Derivatives::kTaylor;
+  AllenCahnProblem taylor(o, tiny_reference());
+  LocalObjective f_fused(fused.parameters(), [&] { return fused.loss({}); });
+  LocalObjective f_taylor(taylor.parameters(), [&] { return taylor.loss({}); });
+  const torch::Tensor x = fused.parameters().values().clone();
+  torch::Tensor g_fused = torch::zeros_like(x), g_taylor = torch::zeros_like(x);
+  const double l_fused = f_fused.evaluate(x, &g_fused), l_taylor = f_taylor.evaluate(x, &g_taylor);
+  EXPECT_NEAR(l_fused, l_taylor, 1e-5 * l_taylor);
+  EXPECT_LT(relative_error(g_fused, g_taylor), 1e-4);
+}
+
+TEST(FusedAllenCahn, AutoFallsBackToTaylorAndAnExplicitFusedRequestIsCheckedClearly) {
+  const reference::ReferenceField reference = tiny_reference();
+  AllenCahnProblem soft(tiny_options(Constraints::kSoft, "resnet", Derivatives::kAuto), reference);
+  EXPECT_EQ(soft.derivatives(), Derivatives::kTaylor);
+  AllenCahnOptions sine = tiny_options(Constraints::kHard, "resnet", Derivatives::kAuto);
+  sine.activation = "sin";
+  EXPECT_EQ(AllenCahnProblem(sine, reference).derivatives(), Derivatives::kTaylor);
+  AllenCahnOptions causal = tiny_options(Constraints::kHard, "fc", Derivatives::kAuto);
+  causal.causal_epsilon = 1.0;
+  EXPECT_EQ(AllenCahnProblem(causal, reference).derivatives(), Derivatives::kFused);
+
+  for (AllenCahnOptions o : {tiny_options(Constraints::kSoft, "resnet", Derivatives::kFused), sine}) {
+    o.derivatives = Derivatives::kFused;
+    EXPECT_NE(o.validate().find("--derivatives fused: it "), std::string::npos) << o.validate();
+    EXPECT_THROW(AllenCahnProblem(o, reference), InvalidArgument);
+  }
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 
 #include "ddtrain/models/taylor.hpp"
 #include "ddtrain/problem.hpp"
+#include "ddtrain/problems/allen_cahn_fused.hpp"
 #include "ddtrain/problems/pinn_sampling.hpp"
 #include "ddtrain/reference/allen_cahn_reference.hpp"
 
@@ -33,6 +34,8 @@ std::string to_string(Constraints constraints);
 
 /// How the residual's input derivatives u_x, u_t, u_xx are computed.
 enum class Derivatives {
+  kAuto,      ///< "auto": fused where it applies (AllenCahnOptions::why_not_fused), else taylor
+  kFused,     ///< "fused": Taylor mode with a hand-written, cache-blocked backward (allen_cahn_fused.hpp)
   kTaylor,    ///< "taylor": forward Taylor mode, one stacked pass (ddtrain/models/taylor.hpp)
   kAutograd,  ///< "autograd": nested reverse mode (torch::autograd::grad, create_graph)
 };
@@ -98,14 +101,18 @@ struct AllenCahnOptions {
   std::string activation = "tanh";  ///< --activation
 
   // ---- how the residual is differentiated
-  /// --derivatives taylor|autograd. Both give the same residual and loss gradient (to rounding;
-  /// tests/unit/test_taylor.cpp). Taylor mode propagates u, u_x, u_t, u_xx forward through the
-  /// network in one stacked pass and needs one backward for the parameter gradient; autograd
-  /// differentiates the network output twice with create_graph and then backpropagates
-  /// through that graph. Taylor is the default because it is faster: a loss + gradient
-  /// evaluation of ResNet 6 x 40, float32, N_f 2000..40000, took 5-30 % less CPU time in most
-  /// measured cases on a shared 2-core machine (bench/RESULTS-allen-cahn.md).
-  Derivatives derivatives = Derivatives::kTaylor;
+  /// --derivatives auto|fused|taylor|autograd. All give the same residual and loss gradient
+  /// (to rounding; tests/unit/test_taylor.cpp, test_allen_cahn_fused.cpp). Taylor mode
+  /// propagates u, u_x, u_t, u_xx forward through the network in one stacked pass and needs one
+  /// backward for the parameter gradient; autograd differentiates the network output twice with
+  /// create_graph and then backpropagates through that graph; fused is Taylor mode computed in
+  /// cache-sized chunks of points with the backward written out by hand, no autograd graph
+  /// (hard constraints, tanh, CPU). auto, the default, is fused where it
+  /// applies and taylor elsewhere: fused is the fastest, taylor the next (measured in
+  /// bench/RESULTS-allen-cahn.md).
+  Derivatives derivatives = Derivatives::kAuto;
+  /// Points per chunk of the fused loss (FusedAllenCahnOptions::chunk), >= 1.
+  int64_t fused_chunk = FusedAllenCahnOptions{}.chunk;
 
   // ---- run
   torch::Dtype dtype = torch::kFloat32;  ///< float32 or float64 (parameters and points)
@@ -117,6 +124,8 @@ struct AllenCahnOptions {
   std::string reference_path;
 
   std::string validate() const;  ///< "" or a one-line reason naming the CLI option
+  /// "" if --derivatives fused supports these options, else why not ("it needs ...").
+  std::string why_not_fused() const;
 };
 
 /// A field u(xt) of points xt = (n, 2) with columns (x, t), returning (n) or (n, 1) values.
@@ -176,6 +185,8 @@ class AllenCahnProblem final : public Problem {
   void write_outputs(const std::string& directory) override { write_field_csv(directory + "/field.csv"); }
 
   const AllenCahnOptions& options() const { return options_; }
+  /// The derivatives the loss uses: options().derivatives with auto resolved.
+  Derivatives derivatives() const { return derivatives_; }
   const reference::ReferenceField& reference() const { return reference_; }
   /// This shard's residual points (n_local, 2), requiring grad.
   const torch::Tensor& residual_points() const { return residual_points_; }
@@ -189,6 +200,10 @@ class AllenCahnProblem final : public Problem {
   /// The t-extent of the residual box at `epoch` (time marching), 1 without.
   double horizon_at(int64_t epoch) const;
   torch::Tensor residual_term(const torch::Tensor& squared_residual);
+  /// The residual term by the fused loss (with the causal weights, renewed if needed).
+  torch::Tensor fused_residual_term();
+  /// Sets causal_weights_ from the squared residuals if they are not set for this epoch.
+  void update_causal_weights(const torch::Tensor& squared_residual);
   torch::Tensor soft_constraint_terms();
   /// Prediction on the reference grid (nx * nt, index i + nx * j), float64 CPU, no grad.
   torch::Tensor predict_reference_grid();
@@ -199,6 +214,8 @@ class AllenCahnProblem final : public Problem {
   std::function<torch::Tensor(const torch::Tensor&)> network_;
   std::function<SpaceTimeJet(const SpaceTimeJet&)> network_jet_;  ///< forward_jet of the model
   std::unique_ptr<FlatParameters> parameters_;
+  Derivatives derivatives_ = Derivatives::kTaylor;  ///< resolved: fused, taylor or autograd
+  std::unique_ptr<FusedAllenCahnLoss> fused_loss_;  ///< set when derivatives_ is fused
 
   int64_t round_ = 0;  ///< resampling round the current points belong to
   double horizon_ = 1.0;  ///< residual points lie in [-1, 1] x [0, horizon_]

@@ -1,0 +1,92 @@
+#pragma once
+// The Allen–Cahn PINN loss with hard constraints and its parameter gradient in one fused,
+// cache-blocked pass (CPU, tanh networks): what `--derivatives fused` runs.
+//
+// The mathematics is that of Taylor mode (ddtrain/models/taylor.hpp): u, u_x, u_t, u_xx are
+// pushed forward through the network as four stacked slots, the residual
+//   r = u_t - nu u_xx + r (u^3 - u),   u = x^2 cos(pi x) + t N(cos(pi x), sin(pi x), t),
+// is formed and loss = scale * sum_i r_i^2. The difference is how it is executed: the points
+// are processed in chunks small enough for every layer's activations to stay in cache; each
+// chunk runs forward, forms dloss/dr and backpropagates by hand (the same chain rule autograd
+// would apply, written out), accumulating the weight gradients; chunks run in parallel over
+// LibTorch's intra-op threads with per-thread accumulators. No autograd graph is built: the
+// gradient is computed with the loss and handed to autograd through a custom Function, so
+// `loss.backward()` and torch::autograd::grad work as usual. A loss-only evaluation (grad mode
+// off, as in a line search) runs the forward part alone.
+#include <torch/torch.h>
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "ddtrain/models.hpp"
+#include "ddtrain/models/resnet.hpp"
+
+namespace ddtrain {
+
+namespace detail {
+struct FusedWorkspace;  // one thread's buffers (allen_cahn_fused.cpp)
+}
+
+/// The layers of a tanh network as the fused loss walks them.
+struct FusedTanhNetwork {
+  std::vector<torch::nn::Linear> hidden;  ///< each followed by tanh; the first takes 3 features
+  torch::nn::Linear output{nullptr};      ///< linear output, one unit
+  bool residual = false;                  ///< ResNet: h_l = h_{l-1} + tanh(W_l h_{l-1} + b_l), l >= 1
+
+  /// The ResNet's units and output (residual), or the fully connected network's hidden and
+  /// output layers; std::nullopt if the network is not fusable (activation other than tanh,
+  /// a layer without bias, input width other than 3, output width other than 1,
+  /// hidden layers of different widths).
+  static std::optional<FusedTanhNetwork> of(ResNetImpl& network);
+  static std::optional<FusedTanhNetwork> of(FullyConnectedImpl& network);
+};
+
+struct FusedAllenCahnOptions {
+  double diffusion = 1e-4;  ///< nu
+  double reaction = 5.0;    ///< r
+  /// Points per chunk. 256 keeps a ResNet 6 x 40's four slots of pre-activations, activations
+  /// and layer outputs (float32) near 1 MiB; measured in bench/RESULTS-allen-cahn.md.
+  int64_t chunk = 256;
+};
+
+/// Evaluates scale * sum_i w_i r_i^2 at points (n, 2) = (x, t) of the network's dtype on the
+/// CPU, with constant point weights w_i (1 when not given; causal weighting passes its own).
+/// Keeps per-thread work buffers between calls (not thread-safe: one evaluator per caller).
+class FusedAllenCahnLoss {
+ public:
+  FusedAllenCahnLoss(FusedTanhNetwork network, FusedAllenCahnOptions options);
+  ~FusedAllenCahnLoss();
+
+  /// The loss as a 0-d tensor. When grad mode is on and the parameters require grad, it is
+  /// differentiable with respect to them (its gradient is computed here, in the same pass).
+  /// Throws InvalidArgument for points that are not (n, 2) CPU tensors of the parameters' dtype.
+  /// `point_weights`: (n) of the network's dtype, or undefined for all ones.
+  torch::Tensor operator()(const torch::Tensor& points, double scale,
+                           const torch::Tensor& point_weights = torch::Tensor());
+
+  /// The loss and the gradients of every parameter (weights and biases of `hidden` in order,
+  /// then the output's), without autograd; gradients empty if `with_gradient` is false.
+  struct Result {
+    double loss = 0;
+    std::vector<torch::Tensor> gradients;
+  };
+  Result evaluate(const torch::Tensor& points, double scale, bool with_gradient,
+                  const torch::Tensor& point_weights = torch::Tensor());
+
+  /// The residuals r_i (n), forward only.
+  torch::Tensor residuals(const torch::Tensor& points);
+
+  /// The parameters in the order of Result::gradients.
+  std::vector<torch::Tensor> parameters() const;
+
+ private:
+  Result run(const torch::Tensor& points, double scale, bool with_gradient,
+             const torch::Tensor& point_weights, const torch::Tensor& residuals_out);
+
+  FusedTanhNetwork network_;
+  FusedAllenCahnOptions options_;
+  std::vector<std::unique_ptr<detail::FusedWorkspace>> workspaces_;  ///< one per intra-op thread
+};
+
+}  // namespace ddtrain

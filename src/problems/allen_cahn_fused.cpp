@@ -1,0 +1,375 @@
+#include "ddtrain/problems/allen_cahn_fused.hpp"
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "../models/tanh_jet_kernels.hpp"
+#include "ddtrain/error.hpp"
+
+namespace ddtrain {
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+constexpr int64_t kSlots = 4;     // value, d/dx, d/dt, d2/dx2
+constexpr int64_t kFeatures = 3;  // cos(pi x), sin(pi x), t
+
+bool fusable(const FusedTanhNetwork& network) {
+  auto has_bias = [](const torch::nn::Linear& layer) { return layer && layer->bias.defined(); };
+  if (network.hidden.empty() || !has_bias(network.output) || network.output->weight.size(0) != 1)
+    return false;
+  const int64_t width = network.hidden.front()->weight.size(0);
+  int64_t inputs = kFeatures;
+  for (const torch::nn::Linear& layer : network.hidden) {
+    if (!has_bias(layer) || layer->weight.size(1) != inputs || layer->weight.size(0) != width)
+      return false;
+    inputs = width;
+  }
+  return network.output->weight.size(1) == width;
+}
+
+/// The first 4 * b rows of a flat slot-major buffer with `cols` columns, as a (4 b, cols) matrix.
+torch::Tensor rows(const torch::Tensor& flat, int64_t b, int64_t cols) {
+  return flat.narrow(0, 0, kSlots * b * cols).view({kSlots * b, cols});
+}
+
+}  // namespace
+
+std::optional<FusedTanhNetwork> FusedTanhNetwork::of(ResNetImpl& network) {
+  if (network.options().activation != "tanh") return std::nullopt;
+  FusedTanhNetwork fused{network.units(), network.output(), true};
+  if (!fusable(fused)) return std::nullopt;
+  return fused;
+}
+
+std::optional<FusedTanhNetwork> FusedTanhNetwork::of(FullyConnectedImpl& network) {
+  const auto& linears = network.linears();
+  if (network.options().activation != "tanh" || linears.size() < 2) return std::nullopt;
+  FusedTanhNetwork fused{std::vector<torch::nn::Linear>(linears.begin(), linears.end() - 1),
+                         linears.back(), false};
+  if (!fusable(fused)) return std::nullopt;
+  return fused;
+}
+
+namespace detail {
+
+/// One thread's buffers for chunks of up to `capacity` points, slot-major (4, b, cols): the
+/// features, every layer's pre-activations z, activations a and (ResNet blocks) outputs h, the
+/// gradient flowing back, and the thread's sums of the loss and the parameter gradients.
+struct FusedWorkspace {
+  int64_t capacity = 0;
+  torch::Tensor features, trig, y, gy, g, g_next, gz;  // flat
+  std::vector<torch::Tensor> z, a, h;                   // flat; h undefined where h = a
+  double loss = 0;
+  std::vector<torch::Tensor> gradients;                 // empty: loss only
+
+  // (4 b, cols) views for chunks of `viewed` points, rebuilt only when b changes.
+  int64_t viewed = -1;
+  torch::Tensor features_v, y_v, gy_v, g_v, g_next_v, gz_v;
+  std::vector<torch::Tensor> z_v, a_v, h_v;  // h_v[l] is a_v[l] where h = a
+
+  FusedWorkspace(const FusedTanhNetwork& network, int64_t points, const torch::TensorOptions& options)
+      : capacity(points) {
+    const int64_t width = network.hidden.front()->weight.size(0), stack = kSlots * points;
+    features = torch::empty({stack * kFeatures}, options);
+    trig = torch::empty({2 * points}, options);
+    y = torch::empty({stack}, options);
+    gy = torch::empty({stack}, options);
+    g = torch::empty({stack * width}, options);
+    g_next = torch::empty({stack * width}, options);
+    gz = torch::empty({stack * width}, options);
+    for (size_t l = 0; l < network.hidden.size(); ++l) {
+      z.push_back(torch::empty({stack * width}, options));
+      a.push_back(torch::empty({stack * width}, options));
+      h.push_back(network.residual && l > 0 ? torch::empty({stack * width}, options) : torch::Tensor());
+    }
+  }
+
+  void view(int64_t b, int64_t width) {
+    if (b == viewed) return;
+    viewed = b;
+    features_v = rows(features, b, kFeatures);
+    y_v = rows(y, b, 1);
+    gy_v = rows(gy, b, 1);
+    g_v = rows(g, b, width);
+    g_next_v = rows(g_next, b, width);
+    gz_v = rows(gz, b, width);
+    z_v.clear(), a_v.clear(), h_v.clear();
+    for (size_t l = 0; l < z.size(); ++l) {
+      z_v.push_back(rows(z[l], b, width));
+      a_v.push_back(rows(a[l], b, width));
+      h_v.push_back(h[l].defined() ? rows(h[l], b, width) : a_v.back());
+    }
+  }
+
+  void reset(const std::vector<torch::Tensor>& parameters, bool with_gradient) {
+    loss = 0;
+    gradients.clear();
+    if (with_gradient)
+      for (const torch::Tensor& p : parameters) gradients.push_back(torch::zeros_like(p));
+  }
+};
+
+}  // namespace detail
+
+namespace {
+
+using detail::FusedWorkspace;
+
+// OpenMP's thread-count setting of the calling thread, which an OpenMP build of OpenBLAS follows
+// (weak: absent when no OpenMP runtime is loaded).
+extern "C" int omp_get_max_threads() __attribute__((weak));
+extern "C" void omp_set_num_threads(int) __attribute__((weak));
+
+/// Makes BLAS calls from this thread single-threaded for its lifetime: the chunk matrices are
+/// small, and a multi-threaded BLAS call per chunk costs more in synchronisation than it saves.
+class SingleThreadedBlas {
+ public:
+  SingleThreadedBlas() {
+    if (omp_get_max_threads && omp_set_num_threads) {
+      saved_ = omp_get_max_threads();
+      if (saved_ != 1) omp_set_num_threads(1);
+    }
+  }
+  ~SingleThreadedBlas() {
+    if (saved_ > 1) omp_set_num_threads(saved_);
+  }
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+ private:
+  int saved_ = 0;
+};
+
+/// Chunk of b points (x, t interleaved; `weights` and `residuals` of the same chunk or null):
+/// forward through the network, residual (into `residuals` if given), loss into the workspace;
+/// then, if it collects gradients, the backward pass into them.
+template <typename T>
+void run_chunk(const FusedTanhNetwork& network, const FusedAllenCahnOptions& options,
+               double scale, const T* points, const T* weights, T* residuals, int64_t b,
+               FusedWorkspace& ws) {
+  const size_t layers = network.hidden.size();
+  const int64_t width = network.hidden.front()->weight.size(0), e = b * width;
+  const T pi = static_cast<T>(kPi);
+  ws.view(b, width);
+
+  // Hard-constraint features (cos pi x, sin pi x, t) and their x, t and xx derivatives.
+  T* f = ws.features.data_ptr<T>();
+  T* trig = ws.trig.data_ptr<T>();
+  for (int64_t i = 0; i < b; ++i) {
+    const T x = points[2 * i], t = points[2 * i + 1];
+    const T c = std::cos(pi * x), s = std::sin(pi * x);
+    trig[i] = c;
+    trig[b + i] = s;
+    T* value = f + kFeatures * i;
+    T* dx = value + kFeatures * b;
+    T* dt = dx + kFeatures * b;
+    T* dxx = dt + kFeatures * b;
+    value[0] = c, value[1] = s, value[2] = t;
+    dx[0] = -pi * s, dx[1] = pi * c, dx[2] = 0;
+    dt[0] = 0, dt[1] = 0, dt[2] = 1;
+    dxx[0] = -pi * pi * c, dxx[1] = -pi * pi * s, dxx[2] = 0;
+  }
+
+  // Forward: z = W h on all slots, a = the tanh jet of z + b, h = a or h_prev + a.
+  for (size_t l = 0; l < layers; ++l) {
+    const torch::nn::Linear& layer = network.hidden[l];
+    at::mm_out(ws.z_v[l], l == 0 ? ws.features_v : ws.h_v[l - 1], layer->weight.t());
+    const T* z = ws.z[l].data_ptr<T>();
+    T* a = ws.a[l].data_ptr<T>();
+    const T* bias = layer->bias.data_ptr<T>();
+    for (int64_t i = 0; i < b; ++i)
+      for (int64_t j = 0; j < width; ++j) a[i * width + j] = z[i * width + j] + bias[j];
+    ws.a[l].narrow(0, 0, e).tanh_();
+    detail::tanh_jet_forward_range<T, true, true>(z, a, e, 0, e);
+    if (ws.h[l].defined()) {
+      const T* h_prev = ws.h_v[l - 1].data_ptr<T>();
+      T* h = ws.h[l].data_ptr<T>();
+      for (int64_t k = 0; k < kSlots * e; ++k) h[k] = h_prev[k] + a[k];
+    }
+  }
+  const torch::Tensor& top = ws.h_v[layers - 1];
+  at::mm_out(ws.y_v, top, network.output->weight.t());
+
+  // u = x^2 cos(pi x) + t N and its derivatives, the residual, the loss, dloss/dN per slot.
+  const T* y = ws.y.data_ptr<T>();
+  T* gy = ws.gy.data_ptr<T>();
+  const T nu = static_cast<T>(options.diffusion), reaction = static_cast<T>(options.reaction);
+  const T out_bias = network.output->bias.data_ptr<T>()[0];
+  const T twice_scale = static_cast<T>(2 * scale);
+  const bool with_gradient = !ws.gradients.empty();
+  double sum = 0;
+  for (int64_t i = 0; i < b; ++i) {
+    const T x = points[2 * i], t = points[2 * i + 1], c = trig[i], s = trig[b + i];
+    const T n = y[i] + out_bias, n_t = y[2 * b + i], n_xx = y[3 * b + i];
+    const T x2 = x * x;
+    const T u = x2 * c + t * n;
+    const T u_t = n + t * n_t;
+    const T u_xx = 2 * c - 4 * pi * x * s - pi * pi * x2 * c + t * n_xx;
+    const T r = u_t - nu * u_xx + reaction * (u * u * u - u);
+    const T w = weights ? weights[i] : T(1);
+    if (residuals) residuals[i] = r;
+    sum += static_cast<double>(w) * static_cast<double>(r) * static_cast<double>(r);
+    const T d = twice_scale * w * r;                  // dloss/dr
+    gy[i] = t * d * reaction * (3 * u * u - 1) + d;  // through u and u_t
+    gy[b + i] = 0;                                    // u_x is not in the residual
+    gy[2 * b + i] = t * d;
+    gy[3 * b + i] = -nu * t * d;
+  }
+  ws.loss += sum;
+  if (!with_gradient) return;
+
+  // Backward: the output layer, then each tanh layer (jet backward, bias, weight, input).
+  std::vector<torch::Tensor>& grads = ws.gradients;
+  torch::Tensor& out_weight_grad = grads[2 * layers];
+  at::addmm_out(out_weight_grad, out_weight_grad, ws.gy_v.t(), top);
+  T* out_bias_grad = grads[2 * layers + 1].data_ptr<T>();
+  for (int64_t i = 0; i < b; ++i) out_bias_grad[0] += gy[i];
+  at::mm_out(ws.g_v, ws.gy_v, network.output->weight);  // dloss/dh of the last layer
+  T* gz = ws.gz.data_ptr<T>();
+  for (size_t l = layers; l-- > 0;) {
+    const torch::nn::Linear& layer = network.hidden[l];
+    detail::tanh_jet_backward_range<T, true, true>(ws.z[l].data_ptr<T>(), ws.a[l].data_ptr<T>(),
+                                                   ws.g.data_ptr<T>(), gz, e, 0, e);
+    T* bias_grad = grads[2 * l + 1].data_ptr<T>();
+    for (int64_t i = 0; i < b; ++i)
+      for (int64_t j = 0; j < width; ++j) bias_grad[j] += gz[i * width + j];
+    at::addmm_out(grads[2 * l], grads[2 * l], ws.gz_v.t(), l == 0 ? ws.features_v : ws.h_v[l - 1]);
+    if (l == 0) break;
+    // dloss/dh_{l-1}: back through W_l, plus the skip connection's identity (ResNet).
+    if (network.residual) at::addmm_out(ws.g_next_v, ws.g_v, ws.gz_v, layer->weight);
+    else at::mm_out(ws.g_next_v, ws.gz_v, layer->weight);
+    std::swap(ws.g, ws.g_next);
+    std::swap(ws.g_v, ws.g_next_v);
+  }
+}
+
+/// Hands the gradient computed with the loss to autograd.
+class FusedLossFunction : public torch::autograd::Function<FusedLossFunction> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::TensorList parameters,
+                               FusedAllenCahnLoss* loss, const torch::Tensor& points, double scale,
+                               const c10::optional<torch::Tensor>& point_weights) {
+    FusedAllenCahnLoss::Result result =
+        loss->evaluate(points, scale, true, point_weights.value_or(torch::Tensor()));
+    ctx->save_for_backward(result.gradients);
+    return torch::scalar_tensor(result.loss, parameters[0].options());
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    torch::autograd::variable_list out;
+    for (const torch::Tensor& g : ctx->get_saved_variables()) out.push_back(g * grad_outputs[0]);
+    out.resize(out.size() + 4);  // loss, points, scale, weights: no gradient
+    return out;
+  }
+};
+
+}  // namespace
+
+FusedAllenCahnLoss::FusedAllenCahnLoss(FusedTanhNetwork network, FusedAllenCahnOptions options)
+    : network_(std::move(network)), options_(options) {
+  DDTRAIN_CHECK(fusable(network_), InvalidArgument,
+                "the fused Allen–Cahn loss needs a tanh network with biases, 3 inputs, equal "
+                "hidden widths and 1 output");
+  DDTRAIN_CHECK(options_.chunk >= 1, InvalidArgument, "the fused loss's chunk must be >= 1");
+}
+
+FusedAllenCahnLoss::~FusedAllenCahnLoss() = default;
+
+std::vector<torch::Tensor> FusedAllenCahnLoss::parameters() const {
+  std::vector<torch::Tensor> out;
+  for (const auto& layer : network_.hidden) {
+    out.push_back(layer->weight);
+    out.push_back(layer->bias);
+  }
+  out.push_back(network_.output->weight);
+  out.push_back(network_.output->bias);
+  return out;
+}
+
+FusedAllenCahnLoss::Result FusedAllenCahnLoss::evaluate(const torch::Tensor& points, double scale,
+                                                        bool with_gradient,
+                                                        const torch::Tensor& point_weights) {
+  return run(points, scale, with_gradient, point_weights, torch::Tensor());
+}
+
+torch::Tensor FusedAllenCahnLoss::residuals(const torch::Tensor& points) {
+  torch::Tensor r = torch::empty({points.dim() == 2 ? points.size(0) : 0},
+                                 network_.output->weight.options().requires_grad(false));
+  run(points, 1.0, false, torch::Tensor(), r);
+  return r;
+}
+
+FusedAllenCahnLoss::Result FusedAllenCahnLoss::run(const torch::Tensor& points, double scale,
+                                                   bool with_gradient,
+                                                   const torch::Tensor& point_weights,
+                                                   const torch::Tensor& residuals_out) {
+  const torch::Tensor& weight = network_.output->weight;
+  DDTRAIN_CHECK(points.dim() == 2 && points.size(1) == 2 && points.device().is_cpu() &&
+                    points.scalar_type() == weight.scalar_type() && weight.device().is_cpu(),
+                InvalidArgument,
+                "the fused Allen–Cahn loss needs (n, 2) CPU points of the network's dtype");
+  DDTRAIN_CHECK(!point_weights.defined() ||
+                    (point_weights.dim() == 1 && point_weights.size(0) == points.size(0) &&
+                     point_weights.device().is_cpu() && point_weights.scalar_type() == weight.scalar_type()),
+                InvalidArgument, "the fused Allen–Cahn loss needs one CPU weight per point, of the network's dtype");
+  const torch::Tensor xt = points.detach().contiguous();
+  const torch::Tensor w = point_weights.defined() ? point_weights.detach().contiguous() : point_weights;
+  const std::vector<torch::Tensor> params = parameters();
+  const int64_t n = xt.size(0), chunk = options_.chunk;
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  const size_t threads = static_cast<size_t>(std::max(1, at::get_num_threads()));
+  if (workspaces_.size() < threads) workspaces_.resize(threads);
+  for (auto& ws : workspaces_) {
+    if (!ws || ws->capacity != chunk || ws->features.scalar_type() != weight.scalar_type())
+      ws = std::make_unique<detail::FusedWorkspace>(network_, chunk, weight.options().requires_grad(false));
+    ws->reset(params, with_gradient);
+  }
+  torch::NoGradGuard no_grad;
+  AT_DISPATCH_FLOATING_TYPES(xt.scalar_type(), "fused_allen_cahn_loss", [&] {
+    const scalar_t* p = xt.data_ptr<scalar_t>();
+    const scalar_t* wp = w.defined() ? w.data_ptr<scalar_t>() : nullptr;
+    scalar_t* rp = residuals_out.defined() ? residuals_out.data_ptr<scalar_t>() : nullptr;
+    at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+      SingleThreadedBlas single;
+      torch::NoGradGuard no_grad_here;  // grad mode is per thread: the workers' too
+      FusedWorkspace& ws = *workspaces_[at::get_thread_num()];
+      for (int64_t k = begin; k < end; ++k) {
+        const int64_t first = k * chunk, b = std::min(chunk, n - first);
+        run_chunk<scalar_t>(network_, options_, scale, p + 2 * first, wp ? wp + first : nullptr,
+                            rp ? rp + first : nullptr, b, ws);
+      }
+    });
+  });
+  Result result;
+  for (const auto& ws : workspaces_) result.loss += ws->loss;
+  result.loss *= scale;
+  if (with_gradient) {
+    result.gradients = workspaces_[0]->gradients;
+    for (size_t w = 1; w < workspaces_.size(); ++w)
+      for (size_t i = 0; i < params.size(); ++i) result.gradients[i].add_(workspaces_[w]->gradients[i]);
+  }
+  return result;
+}
+
+torch::Tensor FusedAllenCahnLoss::operator()(const torch::Tensor& points, double scale,
+                                             const torch::Tensor& point_weights) {
+  const std::vector<torch::Tensor> params = parameters();
+  const bool differentiable =
+      torch::GradMode::is_enabled() &&
+      std::any_of(params.begin(), params.end(), [](const torch::Tensor& p) { return p.requires_grad(); });
+  if (!differentiable)
+    return torch::scalar_tensor(evaluate(points, scale, false, point_weights).loss,
+                                params[0].options().requires_grad(false));
+  // An undefined tensor cannot be a custom Function's input: no weights = nullopt.
+  const c10::optional<torch::Tensor> weights =
+      point_weights.defined() ? c10::optional<torch::Tensor>(point_weights.detach()) : c10::nullopt;
+  return FusedLossFunction::apply(torch::TensorList(params), this, points.detach(), scale, weights);
+}
+
+}  // namespace ddtrain
