@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs every Debian package ddtrain needs to build, test, benchmark and plot.
 # Usage (as root on Debian 12):  scripts/install-deps.sh [--with-bench]
-#   --with-bench  also installs python3-torch (the PyTorch comparison benchmarks only).
+#   --with-bench  also installs python3-torch and python3-scipy (the PyTorch comparison
+#                 benchmarks only).
 set -euo pipefail
 
 packages=(
@@ -20,7 +21,7 @@ packages=(
   python3-matplotlib python3-numpy  # ddtrain plot
 )
 if [[ "${1:-}" == "--with-bench" ]]; then
-  packages+=(python3-torch)
+  packages+=(python3-torch python3-scipy)
 fi
 
 if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
