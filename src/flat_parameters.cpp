@@ -97,4 +97,17 @@ void FlatParameters::set_trainable(const std::vector<Range>& active) {
   }
 }
 
+std::vector<bool> FlatParameters::trainable_flags() const {
+  std::vector<bool> flags;
+  for (const torch::Tensor& p : parameters_) flags.push_back(p.requires_grad());
+  return flags;
+}
+
+void FlatParameters::set_trainable_flags(const std::vector<bool>& flags) {
+  DDTRAIN_CHECK(flags.size() == parameters_.size(), InvalidArgument, "set_trainable_flags: ",
+                flags.size(), " flags for ", parameters_.size(), " parameters");
+  for (size_t i = 0; i < parameters_.size(); ++i)
+    if (parameters_[i].requires_grad() != flags[i]) parameters_[i].requires_grad_(flags[i]);
+}
+
 }  // namespace ddtrain

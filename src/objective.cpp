@@ -25,9 +25,16 @@ double LocalObjective::evaluate(const torch::Tensor& x, torch::Tensor* gradient)
   // residuals differentiate with respect to the inputs even for a loss-only evaluation).
   torch::AutoGradMode grad_mode(true);
   if (gradient == nullptr) {
-    // Loss only: no graph over the parameters (input derivatives of PINNs still work).
-    torch::Tensor loss = closure_();
-    return loss.detach().item<double>();
+    // Loss only: no graph over the parameters (input derivatives of PINNs still work), so the
+    // closure records nothing for them and the fused Allen–Cahn loss skips its backward.
+    const std::vector<bool> trainable = parameters_.trainable_flags();
+    struct Restore {
+      FlatParameters& parameters;
+      const std::vector<bool>& flags;
+      ~Restore() { parameters.set_trainable_flags(flags); }
+    } restore{parameters_, trainable};
+    parameters_.set_trainable_flags(std::vector<bool>(trainable.size(), false));
+    return closure_().detach().item<double>();
   }
   parameters_.zero_gradients();
   torch::Tensor loss = closure_();

@@ -67,6 +67,10 @@ class FlatParameters {
   bool ensure_gradient_views();
   /// Turns gradient computation on only for parameters that intersect `active` (all if empty).
   void set_trainable(const std::vector<Range>& active);
+  /// Each parameter's requires_grad, in entries() order.
+  std::vector<bool> trainable_flags() const;
+  /// Sets each parameter's requires_grad from `flags` (as trainable_flags() returns them).
+  void set_trainable_flags(const std::vector<bool>& flags);
 
  private:
   void attach_gradient_views();

@@ -41,7 +41,7 @@ void add_trust_region_options(po::options_description& o) {
   add_option_once(o, "max-radius", po::value<double>(),
                   "trust region: largest radius (default 2.0; sapts 0.3)");
   add_option_once(o, "eta1", po::value<double>(),
-                  "trust region: accept a step if rho > eta1 (default 0.25)");
+                  "trust region: accept a step if rho > eta1 (default 0.25; sapts 0.05)");
   add_option_once(o, "eta2", po::value<double>(),
                   "trust region: expand if rho > eta2 and the step reaches 0.9 radius "
                   "(default 0.75; sapts 0.5)");

@@ -151,7 +151,7 @@ class SingleThreadedBlas {
 template <typename T>
 void run_chunk(const FusedTanhNetwork& network, const FusedAllenCahnOptions& options,
                double scale, const T* points, const T* weights, T* residuals, int64_t b,
-               FusedWorkspace& ws) {
+               size_t lowest_trained, FusedWorkspace& ws) {
   const size_t layers = network.hidden.size();
   const int64_t width = network.hidden.front()->weight.size(0), e = b * width;
   const T pi = static_cast<T>(kPi);
@@ -229,9 +229,10 @@ void run_chunk(const FusedTanhNetwork& network, const FusedAllenCahnOptions& opt
   at::addmm_out(out_weight_grad, out_weight_grad, ws.gy_v.t(), top);
   T* out_bias_grad = grads[2 * layers + 1].data_ptr<T>();
   for (int64_t i = 0; i < b; ++i) out_bias_grad[0] += gy[i];
+  if (lowest_trained >= layers) return;  // only the output layer is trained
   at::mm_out(ws.g_v, ws.gy_v, network.output->weight);  // dloss/dh of the last layer
   T* gz = ws.gz.data_ptr<T>();
-  for (size_t l = layers; l-- > 0;) {
+  for (size_t l = layers; l-- > lowest_trained;) {
     const torch::nn::Linear& layer = network.hidden[l];
     detail::tanh_jet_backward_range<T, true, true>(ws.z[l].data_ptr<T>(), ws.a[l].data_ptr<T>(),
                                                    ws.g.data_ptr<T>(), gz, e, 0, e);
@@ -239,7 +240,7 @@ void run_chunk(const FusedTanhNetwork& network, const FusedAllenCahnOptions& opt
     for (int64_t i = 0; i < b; ++i)
       for (int64_t j = 0; j < width; ++j) bias_grad[j] += gz[i * width + j];
     at::addmm_out(grads[2 * l], grads[2 * l], ws.gz_v.t(), l == 0 ? ws.features_v : ws.h_v[l - 1]);
-    if (l == 0) break;
+    if (l == lowest_trained) break;  // nothing below is trained
     // dloss/dh_{l-1}: back through W_l, plus the skip connection's identity (ResNet).
     if (network.residual) at::addmm_out(ws.g_next_v, ws.g_v, ws.gz_v, layer->weight);
     else at::mm_out(ws.g_next_v, ws.gz_v, layer->weight);
@@ -342,7 +343,7 @@ FusedAllenCahnLoss::Result FusedAllenCahnLoss::run(const torch::Tensor& points, 
       for (int64_t k = begin; k < end; ++k) {
         const int64_t first = k * chunk, b = std::min(chunk, n - first);
         run_chunk<scalar_t>(network_, options_, scale, p + 2 * first, wp ? wp + first : nullptr,
-                            rp ? rp + first : nullptr, b, ws);
+                            rp ? rp + first : nullptr, b, lowest_trained_, ws);
       }
     });
   });
@@ -366,6 +367,17 @@ torch::Tensor FusedAllenCahnLoss::operator()(const torch::Tensor& points, double
   if (!differentiable)
     return torch::scalar_tensor(evaluate(points, scale, false, point_weights).loss,
                                 params[0].options().requires_grad(false));
+  // Frozen layers below the lowest trained one (a subdomain solve of preconditioned L-BFGS)
+  // need no backward; their gradients stay zero and autograd ignores them.
+  lowest_trained_ = 0;
+  while (lowest_trained_ < network_.hidden.size() &&
+         !network_.hidden[lowest_trained_]->weight.requires_grad() &&
+         !network_.hidden[lowest_trained_]->bias.requires_grad())
+    ++lowest_trained_;
+  struct Reset {
+    size_t& value;
+    ~Reset() { value = 0; }
+  } reset{lowest_trained_};
   // An undefined tensor cannot be a custom Function's input: no weights = nullopt.
   const c10::optional<torch::Tensor> weights =
       point_weights.defined() ? c10::optional<torch::Tensor>(point_weights.detach()) : c10::nullopt;

@@ -173,6 +173,7 @@ TEST(AdditiveTrustRegionOptions, Validate) {
   EXPECT_EQ(SaptsOptions{}.global.max_radius, 0.3);
   EXPECT_EQ(SaptsOptions{}.local.eta1, 0.05);
   EXPECT_EQ(SaptsOptions{}.global.eta2, 0.5);
+  EXPECT_EQ(SaptsOptions{}.global.eta1, 0.05);
   EXPECT_EQ(AptsOptions{}.global_steps, 1);
   EXPECT_EQ(AptsOptions{}.global.max_radius, 2.0);
   AdditiveTrustRegionOptions o;

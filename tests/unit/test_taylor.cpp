@@ -5,6 +5,8 @@
 // parses and validates.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <string>
 #include <vector>
 
@@ -256,6 +258,32 @@ TEST(FusedAllenCahn, CausalWeightingEqualsTaylorsWithWeightsFrozenAfterTheFirstE
   AllenCahnProblem unweighted(plain, reference);
   LocalObjective f_plain(unweighted.parameters(), [&] { return unweighted.loss({}); });
   EXPECT_GT(std::abs(f_plain.loss(x0) - f_taylor.loss(x0)), 1e-6 * f_plain.loss(x0));
+}
+
+TEST(FusedAllenCahn, FrozenLowerLayersGiveTaylorsGradientAndLossOnlyKeepsTheTrainableFlags) {
+  const reference::ReferenceField reference = tiny_reference();
+  for (const std::string model : {"resnet", "fc"}) {
+    AllenCahnProblem fused(tiny_options(Constraints::kHard, model, Derivatives::kFused), reference);
+    AllenCahnProblem taylor(tiny_options(Constraints::kHard, model, Derivatives::kTaylor), reference);
+    // Train only the upper half of the flat vector (a subdomain solve of preconditioned L-BFGS).
+    const int64_t n = fused.parameters().size();
+    for (AllenCahnProblem* p : {&fused, &taylor}) p->parameters().set_trainable({Range{n / 2, n}});
+    const std::vector<bool> flags = fused.parameters().trainable_flags();
+    ASSERT_NE(std::count(flags.begin(), flags.end(), false), 0) << model;
+    LocalObjective f_fused(fused.parameters(), [&] { return fused.loss({}); });
+    LocalObjective f_taylor(taylor.parameters(), [&] { return taylor.loss({}); });
+    const torch::Tensor x = fused.parameters().values().clone();
+    torch::Tensor g_fused = torch::zeros_like(x), g_taylor = torch::zeros_like(x);
+    EXPECT_NEAR(f_fused.evaluate(x, &g_fused), f_taylor.evaluate(x, &g_taylor), 1e-12);
+    EXPECT_LT(relative_error(g_fused, g_taylor), 1e-12) << model;
+    const auto& entries = fused.parameters().entries();
+    for (size_t i = 0; i < entries.size(); ++i)
+      if (!flags[i])  // a frozen parameter has no gradient
+        EXPECT_EQ(g_fused.narrow(0, entries[i].range.begin, entries[i].range.size()).abs().max().item<double>(),
+                  0.0) << model << " " << i;
+    f_fused.loss(x);
+    EXPECT_EQ(fused.parameters().trainable_flags(), flags) << model;
+  }
 }
 
 TEST(FusedAllenCahn, Float32AgreesWithTaylorToSinglePrecision) {

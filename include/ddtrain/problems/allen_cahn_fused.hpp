@@ -9,7 +9,8 @@
 // are processed in chunks small enough for every layer's activations to stay in cache; each
 // chunk runs forward, forms dloss/dr and backpropagates by hand (the same chain rule autograd
 // would apply, written out), accumulating the weight gradients; chunks run in parallel over
-// LibTorch's intra-op threads with per-thread accumulators. No autograd graph is built: the
+// LibTorch's intra-op threads with per-thread accumulators, each thread's BLAS calls
+// single-threaded (the chunk matrices are small). No autograd graph is built: the
 // gradient is computed with the loss and handed to autograd through a custom Function, so
 // `loss.backward()` and torch::autograd::grad work as usual. A loss-only evaluation (grad mode
 // off, as in a line search) runs the forward part alone.
@@ -87,6 +88,8 @@ class FusedAllenCahnLoss {
   FusedTanhNetwork network_;
   FusedAllenCahnOptions options_;
   std::vector<std::unique_ptr<detail::FusedWorkspace>> workspaces_;  ///< one per intra-op thread
+  /// The backward stops at this hidden layer (operator() sets it from requires_grad; 0 = all).
+  size_t lowest_trained_ = 0;
 };
 
 }  // namespace ddtrain
