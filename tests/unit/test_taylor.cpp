@@ -278,9 +278,10 @@ TEST(FusedAllenCahn, FrozenLowerLayersGiveTaylorsGradientAndLossOnlyKeepsTheTrai
     EXPECT_LT(relative_error(g_fused, g_taylor), 1e-12) << model;
     const auto& entries = fused.parameters().entries();
     for (size_t i = 0; i < entries.size(); ++i)
-      if (!flags[i])  // a frozen parameter has no gradient
+      if (!flags[i]) {  // a frozen parameter has no gradient
         EXPECT_EQ(g_fused.narrow(0, entries[i].range.begin, entries[i].range.size()).abs().max().item<double>(),
                   0.0) << model << " " << i;
+      }
     f_fused.loss(x);
     EXPECT_EQ(fused.parameters().trainable_flags(), flags) << model;
   }
