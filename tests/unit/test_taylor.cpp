@@ -314,6 +314,11 @@ TEST(FusedAllenCahn, AutoFallsBackToTaylorAndAnExplicitFusedRequestIsCheckedClea
   causal.causal_epsilon = 1.0;
   EXPECT_EQ(AllenCahnProblem(causal, reference).derivatives(), Derivatives::kFused);
 
+  AllenCahnOptions no_chunk = tiny_options(Constraints::kHard, "resnet", Derivatives::kFused);
+  no_chunk.fused_chunk = 0;
+  EXPECT_NE(no_chunk.validate().find("chunk must be >= 1"), std::string::npos) << no_chunk.validate();
+  EXPECT_THROW(AllenCahnProblem(no_chunk, reference), InvalidArgument);
+
   for (AllenCahnOptions o : {tiny_options(Constraints::kSoft, "resnet", Derivatives::kFused), sine}) {
     o.derivatives = Derivatives::kFused;
     EXPECT_NE(o.validate().find("--derivatives fused: it "), std::string::npos) << o.validate();

@@ -102,7 +102,7 @@ struct AllenCahnOptions {
 
   // ---- how the residual is differentiated
   /// --derivatives auto|fused|taylor|autograd. All give the same residual and loss gradient
-  /// (to rounding; tests/unit/test_taylor.cpp, test_allen_cahn_fused.cpp). Taylor mode
+  /// (to rounding; tests/unit/test_taylor.cpp). Taylor mode
   /// propagates u, u_x, u_t, u_xx forward through the network in one stacked pass and needs one
   /// backward for the parameter gradient; autograd differentiates the network output twice with
   /// create_graph and then backpropagates through that graph; fused is Taylor mode computed in
