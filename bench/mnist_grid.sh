@@ -12,7 +12,7 @@ set -euo pipefail
 build=$1; out=$2; shift 2
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$out"
-echo "# $(date -u '+%F %T') UTC, $(nproc) cores; ddtrain compare --problem fashion_mnist $*"
+echo "# $(date -u '+%F %T') UTC, $(nproc --all) cores; ddtrain compare --problem fashion_mnist $*"
 for p in ${RANKS:-1 2 4 8}; do
   solvers=${SOLVERS:-sgd,adam,tr,sapts,apts:subdomains=2,data-parallel=$(( p > 1 ? p / 2 : 1 ))}
   mpirun -np "$p" --oversubscribe "$build/ddtrain" compare --problem fashion_mnist \

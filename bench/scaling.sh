@@ -13,7 +13,7 @@ build=$1; ranks=$2; shift 2
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_WAIT_POLICY=PASSIVE
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-echo "# $(date -u +%F) $(nproc) cores; ddtrain train $*"
+echo "# $(date -u +%F) $(nproc --all) cores; ddtrain train $*"
 echo "ranks,iterations,wall_time_s,s_per_iteration,speedup,efficiency"
 base=""
 for p in $ranks; do

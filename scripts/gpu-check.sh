@@ -11,6 +11,8 @@
 #   JOBS          build and ctest parallelism      (default: nproc)
 #   SKIP_BUILD=1  only run the tests of an existing BUILD_DIR
 #   CTEST_ARGS    extra ctest arguments, e.g. "-R Nccl"
+#   SKIP_APT=1    do not try apt-get for missing packages (a machine without network)
+#   EXTRA_CMAKE_PREFIX_PATH  more prefixes for find_package (packages unpacked elsewhere)
 #   GPU_TESTS     gtest filter of the unit tests that need a GPU and must not skip when one is
 #                 visible (default '*OnDevice.*': GPU test suites are named ...OnDevice)
 #
@@ -48,10 +50,11 @@ else
 fi
 if command -v nvcc >/dev/null; then nvcc --version | tail -n 2; else echo "nvcc: not found in $CUDA_HOME/bin"; fi
 nccl_header="$CUDA_HOME/include/nccl.h"
+[[ -f $nccl_header ]] || nccl_header=/usr/include/nccl.h  # distribution packages (libnccl-dev)
 if [[ -f $nccl_header ]]; then
   awk '/#define NCCL_(MAJOR|MINOR|PATCH) /{v[$2]=$3} END{printf "NCCL (nccl.h): %s.%s.%s\n", v["NCCL_MAJOR"], v["NCCL_MINOR"], v["NCCL_PATCH"]}' "$nccl_header"
 else
-  echo "NCCL: no $nccl_header"
+  echo "NCCL: no nccl.h in $CUDA_HOME/include or /usr/include"
 fi
 [[ -x $TORCH_PYTHON ]] || fail "no python at TORCH_PYTHON=$TORCH_PYTHON (set it to the CUDA PyTorch's python)"
 "$TORCH_PYTHON" - <<'PY'
@@ -81,7 +84,9 @@ if command -v dpkg-query >/dev/null; then
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
 fi
-if ((${#missing[@]})); then
+if ((${#missing[@]})) && [[ ${SKIP_APT:-0} == 1 ]]; then
+  echo "not installed as packages: ${missing[*]} (SKIP_APT=1: not trying apt-get; CMake will say what it cannot find)"
+elif ((${#missing[@]})); then
   echo "missing: ${missing[*]}"
   SUDO=; [[ $(id -u) -ne 0 ]] && SUDO=sudo
   export DEBIAN_FRONTEND=noninteractive
@@ -112,7 +117,7 @@ if [[ ${SKIP_BUILD:-0} != 1 ]]; then
   configure_log="$BUILD_DIR/configure.log"
   cmake -S . -B "$BUILD_DIR" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
         -DDDTRAIN_WITH_CUDA=ON -DDDTRAIN_WITH_MPI=ON -DDDTRAIN_WITH_NCCL=ON \
-        -DCMAKE_PREFIX_PATH="$torch_prefix" -DCUDAToolkit_ROOT="$CUDA_HOME" 2>&1 | tee "$configure_log" ||
+        -DCMAKE_PREFIX_PATH="$torch_prefix${EXTRA_CMAKE_PREFIX_PATH:+;$EXTRA_CMAKE_PREFIX_PATH}" -DCUDAToolkit_ROOT="$CUDA_HOME" 2>&1 | tee "$configure_log" ||
     fail "configure (see $configure_log)"
   grep -q 'ddtrain: .*NCCL=ON .*LibTorch CUDA=ON' "$configure_log" ||
     fail "configure did not enable NCCL with a CUDA LibTorch (status line above)"

@@ -2,7 +2,8 @@
 # installed layout, builds examples/embed (a separate project using find_package(ddtrain))
 # against that prefix only, and runs it serially and, if MPIEXEC is given, with 2 ranks.
 # Variables: BUILD_DIR, SOURCE_DIR, WORK_DIR (required); MPIEXEC, CXX_COMPILER,
-# CXX_COMPILER_LAUNCHER, PKG_CONFIG (optional).
+# CXX_COMPILER_LAUNCHER, PKG_CONFIG, DEPENDENCY_PREFIX_PATH ('|'-separated prefixes where the
+# build found its dependencies, searched after the install prefix) (optional).
 foreach(var BUILD_DIR SOURCE_DIR WORK_DIR)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "${var} is not set")
@@ -50,6 +51,10 @@ foreach(file IN LISTS config_files target_files)  # nothing may point back into 
   endif()
 endforeach()
 
+# The installed program runs without LD_LIBRARY_PATH (its RPATH names ../lib and the
+# dependencies' directories).
+run("installed ddtrain --version" ${CMAKE_COMMAND} -E env --unset=LD_LIBRARY_PATH ${prefix}/bin/ddtrain --version)
+
 # 3. pkg-config: the relocated .pc file gives working include and library flags.
 if(PKG_CONFIG)
   list(GET pc_files 0 pc_file)
@@ -75,6 +80,12 @@ if(PKG_CONFIG)
 endif()
 
 # 4. Configure and build the example against the installed package only.
+# The dependencies' prefixes go in the environment's CMAKE_PREFIX_PATH, which find_package
+# searches after the cache variable (and a ';' list would not survive as one argument).
+if(DEPENDENCY_PREFIX_PATH)
+  string(REPLACE "|" ":" dependency_prefixes "${DEPENDENCY_PREFIX_PATH}")
+  set(ENV{CMAKE_PREFIX_PATH} "${dependency_prefixes}")
+endif()
 set(configure_args -S ${SOURCE_DIR}/examples/embed -B ${example} -DCMAKE_PREFIX_PATH=${prefix}
                    -DCMAKE_BUILD_TYPE=Release)
 if(CXX_COMPILER)

@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "remove_tree.hpp"
+
 namespace ddtrain::test {
 
 namespace fs = std::filesystem;
@@ -28,7 +30,7 @@ struct Outcome {
 /// A fresh, empty directory for one test (ctest runs tests in parallel: names must differ).
 inline fs::path scratch(const std::string& name) {
   fs::path dir = fs::temp_directory_path() / ("ddtrain_cli_test_" + name);
-  fs::remove_all(dir);
+  remove_tree(dir);
   fs::create_directories(dir);
   return dir;
 }

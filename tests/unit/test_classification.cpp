@@ -15,6 +15,7 @@
 #include "ddtrain/objective.hpp"
 #include "ddtrain/problems/classification.hpp"
 #include "ddtrain/solvers/data_parallel.hpp"
+#include "remove_tree.hpp"
 #include "test_files.hpp"
 
 namespace {
@@ -54,8 +55,7 @@ class Classification : public ::testing::Test {
     fs::create_directories(dir_);
   }
   void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
+    remove_tree(dir_);
   }
 
   /// Writes an MNIST-layout directory: train split plain, test split gzip (both are read).

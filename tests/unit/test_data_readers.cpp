@@ -17,6 +17,7 @@
 #include "ddtrain/data/dataset.hpp"
 #include "ddtrain/data/idx_reader.hpp"
 #include "ddtrain/error.hpp"
+#include "remove_tree.hpp"
 #include "test_files.hpp"
 
 namespace {
@@ -74,8 +75,7 @@ class DataReaders : public ::testing::Test {
     fs::create_directories(dir_);
   }
   void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
+    remove_tree(dir_);
   }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
 

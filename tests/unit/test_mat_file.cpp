@@ -14,6 +14,7 @@
 
 #include "ddtrain/error.hpp"
 #include "ddtrain/reference/mat_file.hpp"
+#include "remove_tree.hpp"
 
 namespace ddtrain::reference {
 namespace {
@@ -97,8 +98,7 @@ class MatFileTest : public ::testing::Test {
     fs::create_directories(dir_);
   }
   void TearDown() override {
-    std::error_code ignored;
-    fs::remove_all(dir_, ignored);
+    remove_tree(dir_);
   }
   fs::path file(const std::string& name) const { return dir_ / name; }
 
