@@ -1,10 +1,11 @@
-// Data-parallel SGD, Adam and L-BFGS on the Poisson PINN in float64: P ranks (strong scaling:
+// Data-parallel SGD, Adam, L-BFGS and the trust-region solver on the Poisson PINN in float64: P ranks (strong scaling:
 // the serial points split over the ranks) give the serial loss history and parameters.
 #include <gtest/gtest.h>
 
 #include "ddtrain/comm/mpi_comm.hpp"
 #include "ddtrain/problems/basic.hpp"
 #include "ddtrain/solvers/data_parallel.hpp"
+#include "ddtrain/solvers/trust_region.hpp"
 #include "ddtrain/train.hpp"
 
 using namespace ddtrain;
@@ -32,6 +33,7 @@ Result run(const std::string& solver_name, CommunicatorPtr comm, int64_t blocks 
   if (solver_name == "sgd") solver = std::make_unique<Sgd>(SgdOptions{1e-4, 0.9});
   if (solver_name == "adam") solver = std::make_unique<Adam>(AdamOptions{1e-3});
   if (solver_name == "lbfgs") solver = std::make_unique<Lbfgs>();
+  if (solver_name == "tr") solver = std::make_unique<TrustRegionSolver>(TrustRegionSolverOptions{});
   TrainOptions t;
   t.epochs = epochs;
   t.metric_every = 0;
@@ -72,7 +74,7 @@ TEST_P(DataParallelParity, RanksReproduceTheSerialRun) {
   expect_same_on_all_ranks(*world, parallel.parameters);
 }
 
-INSTANTIATE_TEST_SUITE_P(Solvers, DataParallelParity, ::testing::Values("sgd", "adam", "lbfgs"));
+INSTANTIATE_TEST_SUITE_P(Solvers, DataParallelParity, ::testing::Values("sgd", "adam", "lbfgs", "tr"));
 
 // --blocks: the same fixed blocks added in the same order, so P ranks give the serial run with
 // the same blocks BIT FOR BIT, also with unequal numbers of blocks per rank (6 blocks on 4 ranks)
