@@ -249,14 +249,20 @@ void run_chunk(const FusedTanhNetwork& network, const FusedAllenCahnOptions& opt
   }
 }
 
-/// Hands the gradient computed with the loss to autograd.
+}  // namespace
+
+namespace detail {
+
+/// Hands the gradient computed with the loss to autograd. A friend of FusedAllenCahnLoss: it
+/// passes the lowest trained layer of this call to `run`, so no per-call state is kept.
 class FusedLossFunction : public torch::autograd::Function<FusedLossFunction> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::TensorList parameters,
                                FusedAllenCahnLoss* loss, const torch::Tensor& points, double scale,
-                               const c10::optional<torch::Tensor>& point_weights) {
+                               const c10::optional<torch::Tensor>& point_weights, int64_t lowest_trained) {
     FusedAllenCahnLoss::Result result =
-        loss->evaluate(points, scale, true, point_weights.value_or(torch::Tensor()));
+        loss->run(points, scale, true, point_weights.value_or(torch::Tensor()), torch::Tensor(),
+                  static_cast<size_t>(lowest_trained));
     ctx->save_for_backward(result.gradients);
     return torch::scalar_tensor(result.loss, parameters[0].options());
   }
@@ -265,12 +271,12 @@ class FusedLossFunction : public torch::autograd::Function<FusedLossFunction> {
                                                  torch::autograd::variable_list grad_outputs) {
     torch::autograd::variable_list out;
     for (const torch::Tensor& g : ctx->get_saved_variables()) out.push_back(g * grad_outputs[0]);
-    out.resize(out.size() + 4);  // loss, points, scale, weights: no gradient
+    out.resize(out.size() + 5);  // loss, points, scale, weights, lowest_trained: no gradient
     return out;
   }
 };
 
-}  // namespace
+}  // namespace detail
 
 FusedAllenCahnLoss::FusedAllenCahnLoss(FusedTanhNetwork network, FusedAllenCahnOptions options)
     : network_(std::move(network)), options_(options) {
@@ -296,20 +302,21 @@ std::vector<torch::Tensor> FusedAllenCahnLoss::parameters() const {
 FusedAllenCahnLoss::Result FusedAllenCahnLoss::evaluate(const torch::Tensor& points, double scale,
                                                         bool with_gradient,
                                                         const torch::Tensor& point_weights) {
-  return run(points, scale, with_gradient, point_weights, torch::Tensor());
+  return run(points, scale, with_gradient, point_weights, torch::Tensor(), 0);
 }
 
 torch::Tensor FusedAllenCahnLoss::residuals(const torch::Tensor& points) {
   torch::Tensor r = torch::empty({points.dim() == 2 ? points.size(0) : 0},
                                  network_.output->weight.options().requires_grad(false));
-  run(points, 1.0, false, torch::Tensor(), r);
+  run(points, 1.0, false, torch::Tensor(), r, 0);
   return r;
 }
 
 FusedAllenCahnLoss::Result FusedAllenCahnLoss::run(const torch::Tensor& points, double scale,
                                                    bool with_gradient,
                                                    const torch::Tensor& point_weights,
-                                                   const torch::Tensor& residuals_out) {
+                                                   const torch::Tensor& residuals_out,
+                                                   size_t lowest_trained) {
   const torch::Tensor& weight = network_.output->weight;
   DDTRAIN_CHECK(points.dim() == 2 && points.size(1) == 2 && points.device().is_cpu() &&
                     points.scalar_type() == weight.scalar_type() && weight.device().is_cpu(),
@@ -343,7 +350,7 @@ FusedAllenCahnLoss::Result FusedAllenCahnLoss::run(const torch::Tensor& points, 
       for (int64_t k = begin; k < end; ++k) {
         const int64_t first = k * chunk, b = std::min(chunk, n - first);
         run_chunk<scalar_t>(network_, options_, scale, p + 2 * first, wp ? wp + first : nullptr,
-                            rp ? rp + first : nullptr, b, lowest_trained_, ws);
+                            rp ? rp + first : nullptr, b, lowest_trained, ws);
       }
     });
   });
@@ -369,19 +376,16 @@ torch::Tensor FusedAllenCahnLoss::operator()(const torch::Tensor& points, double
                                 params[0].options().requires_grad(false));
   // Frozen layers below the lowest trained one (a subdomain solve of preconditioned L-BFGS)
   // need no backward; their gradients stay zero and autograd ignores them.
-  lowest_trained_ = 0;
-  while (lowest_trained_ < network_.hidden.size() &&
-         !network_.hidden[lowest_trained_]->weight.requires_grad() &&
-         !network_.hidden[lowest_trained_]->bias.requires_grad())
-    ++lowest_trained_;
-  struct Reset {
-    size_t& value;
-    ~Reset() { value = 0; }
-  } reset{lowest_trained_};
+  size_t lowest_trained = 0;
+  while (lowest_trained < network_.hidden.size() &&
+         !network_.hidden[lowest_trained]->weight.requires_grad() &&
+         !network_.hidden[lowest_trained]->bias.requires_grad())
+    ++lowest_trained;
   // An undefined tensor cannot be a custom Function's input: no weights = nullopt.
   const c10::optional<torch::Tensor> weights =
       point_weights.defined() ? c10::optional<torch::Tensor>(point_weights.detach()) : c10::nullopt;
-  return FusedLossFunction::apply(torch::TensorList(params), this, points.detach(), scale, weights);
+  return detail::FusedLossFunction::apply(torch::TensorList(params), this, points.detach(), scale, weights,
+                                          static_cast<int64_t>(lowest_trained));
 }
 
 }  // namespace ddtrain

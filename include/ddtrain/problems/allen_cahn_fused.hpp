@@ -26,7 +26,8 @@
 namespace ddtrain {
 
 namespace detail {
-struct FusedWorkspace;  // one thread's buffers (allen_cahn_fused.cpp)
+struct FusedWorkspace;     // one thread's buffers (allen_cahn_fused.cpp)
+class FusedLossFunction;   // the custom autograd Function (allen_cahn_fused.cpp)
 }
 
 /// The layers of a tanh network as the fused loss walks them.
@@ -82,14 +83,15 @@ class FusedAllenCahnLoss {
   std::vector<torch::Tensor> parameters() const;
 
  private:
+  friend class detail::FusedLossFunction;
+  /// `lowest_trained`: the backward stops at this hidden layer (0 = every layer is trained).
   Result run(const torch::Tensor& points, double scale, bool with_gradient,
-             const torch::Tensor& point_weights, const torch::Tensor& residuals_out);
+             const torch::Tensor& point_weights, const torch::Tensor& residuals_out,
+             size_t lowest_trained);
 
   FusedTanhNetwork network_;
   FusedAllenCahnOptions options_;
   std::vector<std::unique_ptr<detail::FusedWorkspace>> workspaces_;  ///< one per intra-op thread
-  /// The backward stops at this hidden layer (operator() sets it from requires_grad; 0 = all).
-  size_t lowest_trained_ = 0;
 };
 
 }  // namespace ddtrain
