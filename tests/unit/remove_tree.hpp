@@ -10,10 +10,16 @@
 
 namespace {
 
-/// Removes `dir` and everything below it, ignoring errors (like remove_all with an error_code).
+/// Removes `dir` and everything below it (children first), going on past entries it cannot
+/// remove; a missing `dir` is no error.
 inline void remove_tree(const std::filesystem::path& dir) {
-  nftw(dir.c_str(), [](const char* path, const struct stat*, int, struct FTW*) { return std::remove(path); }, 16,
-       FTW_DEPTH | FTW_PHYS);
+  nftw(
+      dir.c_str(),
+      [](const char* path, const struct stat*, int, struct FTW*) {
+        std::remove(path);
+        return 0;  // non-zero would stop the walk
+      },
+      16, FTW_DEPTH | FTW_PHYS);
 }
 
 }  // namespace
