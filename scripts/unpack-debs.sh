@@ -16,19 +16,23 @@ for deb in "$DEBS"/*.deb; do
   dpkg-deb -x "$deb" "$D"
 done
 # runtime libraries: expose only the sonames the system does not already have
-for f in $D/usr/lib/x86_64-linux-gnu/*.so.* $D/lib/x86_64-linux-gnu/*.so.*; do
+for f in "$D"/usr/lib/x86_64-linux-gnu/*.so.* "$D"/lib/x86_64-linux-gnu/*.so.*; do
   [ -e "$f" ] || continue
   so=$(basename "$f")
-  ldconfig -p | awk '{print $1}' | grep -qxF "$so" || ln -sf "$f" $D/lib/$so
+  ldconfig -p | awk '{print $1}' | grep -qxF "$so" || ln -sf "$f" "$D/lib/$so"
 done
 # the .pc files name /usr: point them at $D (no PKG_CONFIG_SYSROOT_DIR: it would leak into the
 # install test's own pkg-config call)
 for pc in "$D"/usr/lib/x86_64-linux-gnu/pkgconfig/*.pc; do
   if [ -e "$pc" ]; then sed -i "s|/usr|$D/usr|g" "$pc"; fi
 done
-mkdir -p $D/usr/lib/x86_64-linux-gnu/hdf5/serial/lib $D/usr/lib/x86_64-linux-gnu/hdf5/serial/include
-ln -sf ../../../libhdf5_serial.so.103 $D/usr/lib/x86_64-linux-gnu/hdf5/serial/lib/libhdf5.so
-echo "deps: exposed $(ls $D/lib | wc -l) runtime libraries: $(ls $D/lib | tr '\n' ' ')" >&2
+# Debian's matio.pc links -lhdf5 from hdf5/serial/{lib,include}, which only libhdf5-dev provides.
+if [ -e "$D/usr/lib/x86_64-linux-gnu/libhdf5_serial.so.103" ]; then
+  serial="$D/usr/lib/x86_64-linux-gnu/hdf5/serial"
+  mkdir -p "$serial/lib" "$serial/include"
+  ln -sf ../../../libhdf5_serial.so.103 "$serial/lib/libhdf5.so"
+fi
+echo "deps: exposed $(ls "$D/lib" | wc -l) runtime libraries: $(ls "$D/lib" | tr '\n' ' ')" >&2
 cat <<ENV
 export LD_LIBRARY_PATH=$D/lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}
 export PKG_CONFIG_PATH=$D/usr/lib/x86_64-linux-gnu/pkgconfig

@@ -1,5 +1,6 @@
-// Data-parallel SGD, Adam, L-BFGS and the trust-region solver on the Poisson PINN in float64: P ranks (strong scaling:
-// the serial points split over the ranks) give the serial loss history and parameters.
+// Data-parallel SGD, Adam, L-BFGS and the trust-region solver on the Poisson PINN in float64:
+// P ranks (strong scaling: the serial points split over the ranks) give the serial loss history
+// and parameters.
 #include <gtest/gtest.h>
 
 #include "ddtrain/comm/mpi_comm.hpp"
