@@ -57,12 +57,15 @@ void add_plbfgs_options(po::options_description& o) {
   add_option_once(o, "local-steps", po::value<int>(),
                   "local optimizer steps per subdomain solve (plbfgs default 10)");
   add_option_once(o, "local-history", po::value<int>(),
-                  "plbfgs: local L-BFGS memory pairs; default 10");
+                  "plbfgs: local L-BFGS memory pairs; default 50");
   add_option_once(o, "local-lr", po::value<double>(),
                   "plbfgs: local learning rate (Adam 1e-3, SGD 1e-2; L-BFGS initial step 1)");
+  add_option_once(o, "local-memory", po::value<std::string>(),
+                  "plbfgs: keep (default) each subdomain's local memory across outer "
+                  "iterations, or reset it before every local solve");
   add_option_once(o, "keep-local-memory", po::bool_switch(),
-                  "plbfgs: keep each subdomain's local memory across outer iterations "
-                  "(default: reset every outer iteration)");
+                  "plbfgs: the same as --local-memory keep (the default; in a config file "
+                  "keep-local-memory = false means reset)");
   add_option_once(o, "combination", po::value<std::string>(),
                   "plbfgs additive: sum | sequential | weighted; default sum");
   add_option_once(o, "weight-iterations", po::value<int>(),
@@ -88,8 +91,18 @@ PlbfgsOptions plbfgs_options(const po::variables_map& vm) {
   if (auto v = given_integer(vm, "local-steps")) o.local_steps = as_int(*v);
   if (auto v = given_integer(vm, "local-history")) o.local_history = as_int(*v);
   if (auto v = given_double(vm, "local-lr")) o.local_learning_rate = *v;
-  if (const po::variable_value* v = given(vm, "keep-local-memory"))
-    o.reset_local_memory = !v->as<bool>();
+  // --keep-local-memory predates --local-memory; "keep-local-memory = false" in a config file
+  // still means reset.
+  if (const po::variable_value* keep = given(vm, "keep-local-memory"))
+    o.reset_local_memory = !keep->as<bool>();
+  if (auto v = given_string(vm, "local-memory")) {
+    DDTRAIN_CHECK(*v == "keep" || *v == "reset", InvalidArgument, "unknown --local-memory '", *v,
+                  "' (accepted: keep, reset)");
+    DDTRAIN_CHECK(given(vm, "keep-local-memory") == nullptr || o.reset_local_memory == (*v == "reset"),
+                  InvalidArgument, "--keep-local-memory", o.reset_local_memory ? " = false" : "",
+                  " contradicts --local-memory ", *v);
+    o.reset_local_memory = *v == "reset";
+  }
   if (auto v = given_string(vm, "combination")) o.combination = parse_combination(*v);
   if (auto v = given_integer(vm, "weight-iterations")) o.weight_iterations = as_int(*v);
   if (auto v = given_integer(vm, "history")) o.history = as_int(*v);

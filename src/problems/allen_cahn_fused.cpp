@@ -114,11 +114,48 @@ struct FusedWorkspace {
   }
 };
 
+/// The output h of the frozen hidden layers 0..layers-1 for every point, chunk by chunk
+/// (chunk k at k * 4 * chunk * width, slot-major like the workspaces), with the points and the
+/// frozen parameter values it was computed for.
+struct FrozenLayersCache {
+  size_t layers = 0;
+  torch::Tensor points;
+  std::vector<torch::Tensor> parameters;
+  torch::Tensor outputs;
+  bool valid = false;
+
+  bool matches(size_t frozen, const torch::Tensor& xt, const std::vector<torch::Tensor>& frozen_parameters) const {
+    if (!valid || layers != frozen || !points.defined() || points.sizes() != xt.sizes() ||
+        points.scalar_type() != xt.scalar_type() || !torch::equal(points, xt))
+      return false;
+    for (size_t i = 0; i < parameters.size(); ++i)
+      if (!torch::equal(parameters[i], frozen_parameters[i])) return false;
+    return true;
+  }
+
+  /// Makes room for `chunks` chunks and records what the outputs about to be written are for.
+  void refill(size_t frozen, const torch::Tensor& xt, const std::vector<torch::Tensor>& frozen_parameters,
+              int64_t chunks, int64_t chunk_values) {
+    valid = false;
+    layers = frozen;
+    points = xt.clone();
+    parameters.clear();
+    for (const torch::Tensor& p : frozen_parameters) parameters.push_back(p.detach().clone());
+    if (!outputs.defined() || outputs.numel() != chunks * chunk_values ||
+        outputs.scalar_type() != xt.scalar_type())
+      outputs = torch::empty({chunks * chunk_values}, xt.options());
+  }
+};
+
 }  // namespace detail
 
 namespace {
 
 using detail::FusedWorkspace;
+
+/// What a chunk does with the frozen layers' output: nothing (no frozen layer), store it
+/// (computed afresh) or load it (cached, the forward starts above the frozen layers).
+enum class FrozenOutput { kNone, kStore, kLoad };
 
 // OpenMP's thread-count setting of the calling thread, which an OpenMP build of OpenBLAS follows
 // (weak: absent when no OpenMP runtime is loaded).
@@ -151,7 +188,7 @@ class SingleThreadedBlas {
 template <typename T>
 void run_chunk(const FusedTanhNetwork& network, const FusedAllenCahnOptions& options,
                double scale, const T* points, const T* weights, T* residuals, int64_t b,
-               size_t lowest_trained, FusedWorkspace& ws) {
+               size_t lowest_trained, FrozenOutput frozen_mode, T* frozen_output, FusedWorkspace& ws) {
   const size_t layers = network.hidden.size();
   const int64_t width = network.hidden.front()->weight.size(0), e = b * width;
   const T pi = static_cast<T>(kPi);
@@ -175,8 +212,12 @@ void run_chunk(const FusedTanhNetwork& network, const FusedAllenCahnOptions& opt
     dxx[0] = -pi * pi * c, dxx[1] = -pi * pi * s, dxx[2] = 0;
   }
 
-  // Forward: z = W h on all slots, a = the tanh jet of z + b, h = a or h_prev + a.
-  for (size_t l = 0; l < layers; ++l) {
+  // Forward: z = W h on all slots, a = the tanh jet of z + b, h = a or h_prev + a; above the
+  // frozen layers when their output is cached.
+  const size_t first = frozen_mode == FrozenOutput::kLoad ? lowest_trained : 0;
+  if (first > 0)
+    std::copy(frozen_output, frozen_output + kSlots * e, ws.h_v[first - 1].data_ptr<T>());
+  for (size_t l = first; l < layers; ++l) {
     const torch::nn::Linear& layer = network.hidden[l];
     at::mm_out(ws.z_v[l], l == 0 ? ws.features_v : ws.h_v[l - 1], layer->weight.t());
     const T* z = ws.z[l].data_ptr<T>();
@@ -190,6 +231,10 @@ void run_chunk(const FusedTanhNetwork& network, const FusedAllenCahnOptions& opt
       const T* h_prev = ws.h_v[l - 1].data_ptr<T>();
       T* h = ws.h[l].data_ptr<T>();
       for (int64_t k = 0; k < kSlots * e; ++k) h[k] = h_prev[k] + a[k];
+    }
+    if (frozen_mode == FrozenOutput::kStore && l + 1 == lowest_trained) {
+      const T* h = ws.h_v[l].data_ptr<T>();
+      std::copy(h, h + kSlots * e, frozen_output);
     }
   }
   const torch::Tensor& top = ws.h_v[layers - 1];
@@ -279,7 +324,9 @@ class FusedLossFunction : public torch::autograd::Function<FusedLossFunction> {
 }  // namespace detail
 
 FusedAllenCahnLoss::FusedAllenCahnLoss(FusedTanhNetwork network, FusedAllenCahnOptions options)
-    : network_(std::move(network)), options_(options) {
+    : network_(std::move(network)),
+      options_(options),
+      frozen_cache_(std::make_unique<detail::FrozenLayersCache>()) {
   DDTRAIN_CHECK(fusable(network_), InvalidArgument,
                 "the fused Allen–Cahn loss needs a tanh network with biases, 3 inputs, equal "
                 "hidden widths and 1 output");
@@ -287,6 +334,18 @@ FusedAllenCahnLoss::FusedAllenCahnLoss(FusedTanhNetwork network, FusedAllenCahnO
 }
 
 FusedAllenCahnLoss::~FusedAllenCahnLoss() = default;
+
+size_t FusedAllenCahnLoss::cached_frozen_layers() const {
+  return frozen_cache_->valid ? frozen_cache_->layers : 0;
+}
+
+size_t FusedAllenCahnLoss::frozen_layers() const {
+  size_t frozen = 0;
+  while (frozen < network_.hidden.size() && !network_.hidden[frozen]->weight.requires_grad() &&
+         !network_.hidden[frozen]->bias.requires_grad())
+    ++frozen;
+  return frozen;
+}
 
 std::vector<torch::Tensor> FusedAllenCahnLoss::parameters() const {
   std::vector<torch::Tensor> out;
@@ -339,10 +398,25 @@ FusedAllenCahnLoss::Result FusedAllenCahnLoss::run(const torch::Tensor& points, 
     ws->reset(params, with_gradient);
   }
   torch::NoGradGuard no_grad;
+  // Frozen lower layers: their output is loaded when cached for these points and values,
+  // else computed and stored for the next evaluation.
+  const size_t frozen = std::min(lowest_trained, network_.hidden.size());
+  FrozenOutput frozen_mode = FrozenOutput::kNone;
+  const int64_t width = network_.hidden.front()->weight.size(0), chunk_values = kSlots * chunk * width;
+  if (frozen > 0) {
+    const std::vector<torch::Tensor> frozen_parameters(params.begin(), params.begin() + 2 * frozen);
+    if (frozen_cache_->matches(frozen, xt, frozen_parameters)) {
+      frozen_mode = FrozenOutput::kLoad;
+    } else {
+      frozen_cache_->refill(frozen, xt, frozen_parameters, chunks, chunk_values);
+      frozen_mode = FrozenOutput::kStore;
+    }
+  }
   AT_DISPATCH_FLOATING_TYPES(xt.scalar_type(), "fused_allen_cahn_loss", [&] {
     const scalar_t* p = xt.data_ptr<scalar_t>();
     const scalar_t* wp = w.defined() ? w.data_ptr<scalar_t>() : nullptr;
     scalar_t* rp = residuals_out.defined() ? residuals_out.data_ptr<scalar_t>() : nullptr;
+    scalar_t* cached = frozen > 0 ? frozen_cache_->outputs.data_ptr<scalar_t>() : nullptr;
     at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
       SingleThreadedBlas single;
       torch::NoGradGuard no_grad_here;  // grad mode is per thread: the workers' too
@@ -350,10 +424,12 @@ FusedAllenCahnLoss::Result FusedAllenCahnLoss::run(const torch::Tensor& points, 
       for (int64_t k = begin; k < end; ++k) {
         const int64_t first = k * chunk, b = std::min(chunk, n - first);
         run_chunk<scalar_t>(network_, options_, scale, p + 2 * first, wp ? wp + first : nullptr,
-                            rp ? rp + first : nullptr, b, lowest_trained, ws);
+                            rp ? rp + first : nullptr, b, frozen, frozen_mode,
+                            cached ? cached + k * chunk_values : nullptr, ws);
       }
     });
   });
+  if (frozen_mode == FrozenOutput::kStore) frozen_cache_->valid = true;
   Result result;
   for (const auto& ws : workspaces_) result.loss += ws->loss;
   result.loss *= scale;
@@ -372,15 +448,12 @@ torch::Tensor FusedAllenCahnLoss::operator()(const torch::Tensor& points, double
       torch::GradMode::is_enabled() &&
       std::any_of(params.begin(), params.end(), [](const torch::Tensor& p) { return p.requires_grad(); });
   if (!differentiable)
-    return torch::scalar_tensor(evaluate(points, scale, false, point_weights).loss,
-                                params[0].options().requires_grad(false));
+    return torch::scalar_tensor(
+        run(points, scale, false, point_weights, torch::Tensor(), frozen_layers()).loss,
+        params[0].options().requires_grad(false));
   // Frozen layers below the lowest trained one (a subdomain solve of preconditioned L-BFGS)
   // need no backward; their gradients stay zero and autograd ignores them.
-  size_t lowest_trained = 0;
-  while (lowest_trained < network_.hidden.size() &&
-         !network_.hidden[lowest_trained]->weight.requires_grad() &&
-         !network_.hidden[lowest_trained]->bias.requires_grad())
-    ++lowest_trained;
+  const size_t lowest_trained = frozen_layers();
   // An undefined tensor cannot be a custom Function's input: no weights = nullopt.
   const c10::optional<torch::Tensor> weights =
       point_weights.defined() ? c10::optional<torch::Tensor>(point_weights.detach()) : c10::nullopt;

@@ -83,6 +83,10 @@ TEST(Cli, BadInputGivesOneClearLine) {
   expect_one_line_error("train --solver sgd --lr -1", "--lr must be > 0");
   expect_one_line_error("train --solver lbfgs --history 0", "--history must be >= 1");
   expect_one_line_error("train --solver adam --history 5", "does not apply to solver 'adam'");
+  expect_one_line_error("train --solver plbfgs --local-memory forget", "unknown --local-memory 'forget'");
+  expect_one_line_error("train --solver plbfgs --local-memory reset --keep-local-memory",
+                        "--keep-local-memory contradicts --local-memory reset");
+  expect_one_line_error("train --solver lbfgs --local-memory reset", "does not apply to solver 'lbfgs'");
   expect_one_line_error("train --nf 0", "--nf must be >= 1");
   expect_one_line_error("train --precision float16", "--precision 'float16'");
   if (!torch::cuda::is_available()) expect_one_line_error("train --device cuda", "no CUDA device");

@@ -286,6 +286,61 @@ TEST(FusedAllenCahn, FrozenLowerLayersGiveTaylorsGradientAndLossOnlyKeepsTheTrai
   }
 }
 
+TEST(FusedAllenCahn, FrozenLayersOutputIsReusedOnlyForTheSamePointsAndFrozenValues) {
+  const reference::ReferenceField reference = tiny_reference();
+  for (const std::string model : {"resnet", "fc"}) {
+    AllenCahnProblem problem(tiny_options(Constraints::kHard, model, Derivatives::kTaylor), reference);
+    std::optional<FusedTanhNetwork> network =
+        model == "resnet" ? FusedTanhNetwork::of(*problem.model().as<ResNetImpl>())
+                          : FusedTanhNetwork::of(*problem.model().as<FullyConnectedImpl>());
+    ASSERT_TRUE(network.has_value()) << model;
+    ASSERT_GE(network->hidden.size(), 3u) << model;
+    for (int l = 0; l < 2; ++l) {  // the two lowest layers are frozen (a subdomain solve)
+      network->hidden[l]->weight.requires_grad_(false);
+      network->hidden[l]->bias.requires_grad_(false);
+    }
+    FusedAllenCahnLoss cached(*network, {0.01, 5.0, 50});     // 50: a partial last chunk
+    FusedAllenCahnLoss uncached(*network, {0.01, 5.0, 50});   // evaluate(): never cached
+    std::vector<torch::Tensor> trained;
+    for (const torch::Tensor& p : cached.parameters())
+      if (p.requires_grad()) trained.push_back(p);
+    const torch::Tensor points = problem.residual_points();
+    // Each case must give bit for bit what a full forward gives, with the cache holding the
+    // output of the two frozen layers afterwards.
+    auto expect_exact = [&](const torch::Tensor& at, const std::string& what) {
+      const FusedAllenCahnLoss::Result full = uncached.evaluate(at, 0.1, true);
+      const torch::Tensor loss = cached(at, 0.1);
+      EXPECT_EQ(loss.item<double>(), full.loss) << model << ": " << what;
+      const std::vector<torch::Tensor> grads = torch::autograd::grad({loss}, trained);
+      for (size_t i = 0; i < trained.size(); ++i)  // trained = the last parameters
+        EXPECT_TRUE(torch::equal(grads[i], full.gradients[full.gradients.size() - trained.size() + i]))
+            << model << ": " << what << ", parameter " << i;
+      torch::NoGradGuard no_grad;
+      EXPECT_EQ(cached(at, 0.1).item<double>(), full.loss) << model << ": " << what << " (loss only)";
+      EXPECT_EQ(cached.cached_frozen_layers(), 2u) << model << ": " << what;
+      return full.loss;
+    };
+    const double first = expect_exact(points, "first evaluation");
+    EXPECT_EQ(expect_exact(points, "same points and values"), first);
+    {
+      torch::NoGradGuard no_grad;
+      network->hidden.back()->weight.mul_(1.1);  // a trained layer: the cache stays valid
+    }
+    const double trained_moved = expect_exact(points, "a trained layer moved");
+    EXPECT_NE(trained_moved, first) << model;
+    {
+      torch::NoGradGuard no_grad;
+      network->hidden[1]->bias.add_(0.05);  // a frozen layer: the cache must be refilled
+    }
+    EXPECT_NE(expect_exact(points, "a frozen layer moved"), trained_moved) << model;
+    expect_exact(points * 0.5, "other points");
+    expect_exact(points, "the first points again");
+    for (int l = 0; l < 2; ++l) network->hidden[l]->weight.requires_grad_(true);
+    const torch::Tensor loss = cached(points, 0.1);  // nothing frozen: a full forward
+    EXPECT_EQ(loss.item<double>(), uncached.evaluate(points, 0.1, false).loss) << model;
+  }
+}
+
 TEST(FusedAllenCahn, Float32AgreesWithTaylorToSinglePrecision) {
   AllenCahnOptions o = tiny_options(Constraints::kHard, "resnet", Derivatives::kFused);
   o.dtype = torch::kFloat32;

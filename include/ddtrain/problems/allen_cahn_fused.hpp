@@ -13,7 +13,10 @@
 // single-threaded (the chunk matrices are small). No autograd graph is built: the
 // gradient is computed with the loss and handed to autograd through a custom Function, so
 // `loss.backward()` and torch::autograd::grad work as usual. A loss-only evaluation (grad mode
-// off, as in a line search) runs the forward part alone.
+// off, as in a line search) runs the forward part alone. Leading hidden layers whose parameters
+// do not require grad (a subdomain solve of preconditioned L-BFGS) cost no backward, and their
+// output is cached: the next evaluation with the same points and frozen values starts above
+// them (4 x width values per point of memory; the same numbers as recomputing them).
 #include <torch/torch.h>
 
 #include <memory>
@@ -27,6 +30,7 @@ namespace ddtrain {
 
 namespace detail {
 struct FusedWorkspace;     // one thread's buffers (allen_cahn_fused.cpp)
+struct FrozenLayersCache;  // the frozen lower layers' outputs (allen_cahn_fused.cpp)
 class FusedLossFunction;   // the custom autograd Function (allen_cahn_fused.cpp)
 }
 
@@ -82,16 +86,26 @@ class FusedAllenCahnLoss {
   /// The parameters in the order of Result::gradients.
   std::vector<torch::Tensor> parameters() const;
 
+  /// How many frozen lower layers' output is cached (0: none), for the points and values of
+  /// the last evaluation that had frozen layers.
+  size_t cached_frozen_layers() const;
+
  private:
   friend class detail::FusedLossFunction;
-  /// `lowest_trained`: the backward stops at this hidden layer (0 = every layer is trained).
+  /// `lowest_trained`: the hidden layers below it do not require grad (0 = every layer is
+  /// trained). The backward stops there, and the forward starts there from the cached output of
+  /// the frozen layers when the points and those layers' values are the ones it was computed
+  /// for (a subdomain solve of preconditioned L-BFGS evaluates many times with them fixed).
   Result run(const torch::Tensor& points, double scale, bool with_gradient,
              const torch::Tensor& point_weights, const torch::Tensor& residuals_out,
              size_t lowest_trained);
+  /// The number of leading hidden layers whose weight and bias do not require grad.
+  size_t frozen_layers() const;
 
   FusedTanhNetwork network_;
   FusedAllenCahnOptions options_;
   std::vector<std::unique_ptr<detail::FusedWorkspace>> workspaces_;  ///< one per intra-op thread
+  std::unique_ptr<detail::FrozenLayersCache> frozen_cache_;
 };
 
 }  // namespace ddtrain

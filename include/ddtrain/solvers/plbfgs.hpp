@@ -62,14 +62,20 @@ struct PlbfgsOptions {
   PlbfgsVariant variant = PlbfgsVariant::kAdditive;  ///< --variant
   LocalSolverType local_solver = LocalSolverType::kLbfgs;  ///< --local-solver
   int local_steps = 10;          ///< --local-steps: local optimizer steps k_loc per subdomain solve
-  int local_history = 10;        ///< --local-history: local L-BFGS memory pairs
+  /// --local-history: local L-BFGS memory pairs. 50, not the specification's 10: with kept
+  /// memories it took multiplicative 3 subdomains from rel. L2 0.106 (10) to 0.054 (50) in
+  /// the same 60 s (Allen–Cahn, N_f 2,000; examples/allen_cahn/README.md).
+  int local_history = 50;
   LineSearchOptions local_line_search;  ///< local L-BFGS line search (strong Wolfe)
   /// --local-lr: Adam / SGD learning rate, L-BFGS initial trial step; 0 = the local solver's
   /// default (Adam 1e-3, SGD 1e-2, L-BFGS 1).
   double local_learning_rate = 0;
-  /// Forget local memories (L-BFGS pairs, Adam moments) before every local solve; false
-  /// (--keep-local-memory) keeps one memory per subdomain across outer iterations.
-  bool reset_local_memory = true;
+  /// --local-memory reset: forget local memories (L-BFGS pairs, Adam moments) before every
+  /// local solve (the specification's default). false (--local-memory keep, the default) keeps
+  /// one memory per subdomain across outer iterations: on Allen–Cahn, resetting left every
+  /// configuration near rel. L2 0.57 where keeping reached 0.05-0.27 in the same time
+  /// (examples/allen_cahn/README.md).
+  bool reset_local_memory = false;
   int history = 10;              ///< --history: global L-BFGS memory pairs m
   LineSearchOptions line_search; ///< global line searches (strong Wolfe, c1 1e-4, c2 0.9)
   SecantPair secant_pair = SecantPair::kPreconditionedPoints;  ///< --secant-pair
