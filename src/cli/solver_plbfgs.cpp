@@ -64,8 +64,7 @@ void add_plbfgs_options(po::options_description& o) {
                   "plbfgs: keep (default) each subdomain's local memory across outer "
                   "iterations, or reset it before every local solve");
   add_option_once(o, "keep-local-memory", po::bool_switch(),
-                  "plbfgs: the same as --local-memory keep (the default; in a config file "
-                  "keep-local-memory = false means reset)");
+                  "plbfgs: the same as --local-memory keep (the default)");
   add_option_once(o, "combination", po::value<std::string>(),
                   "plbfgs additive: sum | sequential | weighted; default sum");
   add_option_once(o, "weight-iterations", po::value<int>(),
@@ -91,18 +90,19 @@ PlbfgsOptions plbfgs_options(const po::variables_map& vm) {
   if (auto v = given_integer(vm, "local-steps")) o.local_steps = as_int(*v);
   if (auto v = given_integer(vm, "local-history")) o.local_history = as_int(*v);
   if (auto v = given_double(vm, "local-lr")) o.local_learning_rate = *v;
-  // --keep-local-memory predates --local-memory; "keep-local-memory = false" in a config file
-  // still means reset.
-  if (const po::variable_value* keep = given(vm, "keep-local-memory"))
-    o.reset_local_memory = !keep->as<bool>();
+  // --keep-local-memory predates --local-memory. It can only turn keeping on: config.ini
+  // records every switch, so "keep-local-memory = false" there is the switch's default, not
+  // a request to reset.
+  const po::variable_value* keep = given(vm, "keep-local-memory");
+  const bool keep_switch = keep != nullptr && keep->as<bool>();
   if (auto v = given_string(vm, "local-memory")) {
     DDTRAIN_CHECK(*v == "keep" || *v == "reset", InvalidArgument, "unknown --local-memory '", *v,
                   "' (accepted: keep, reset)");
-    DDTRAIN_CHECK(given(vm, "keep-local-memory") == nullptr || o.reset_local_memory == (*v == "reset"),
-                  InvalidArgument, "--keep-local-memory", o.reset_local_memory ? " = false" : "",
-                  " contradicts --local-memory ", *v);
+    DDTRAIN_CHECK(!(keep_switch && *v == "reset"), InvalidArgument,
+                  "--keep-local-memory contradicts --local-memory reset");
     o.reset_local_memory = *v == "reset";
   }
+  if (keep_switch) o.reset_local_memory = false;
   if (auto v = given_string(vm, "combination")) o.combination = parse_combination(*v);
   if (auto v = given_integer(vm, "weight-iterations")) o.weight_iterations = as_int(*v);
   if (auto v = given_integer(vm, "history")) o.history = as_int(*v);
