@@ -63,8 +63,8 @@ struct PlbfgsOptions {
   LocalSolverType local_solver = LocalSolverType::kLbfgs;  ///< --local-solver
   int local_steps = 10;          ///< --local-steps: local optimizer steps k_loc per subdomain solve
   /// --local-history: local L-BFGS memory pairs. 50, not the specification's 10: with kept
-  /// memories it took multiplicative 3 subdomains from rel. L2 0.106 (10) to 0.054 (50) in
-  /// the same 60 s (Allen–Cahn, N_f 2,000; examples/allen_cahn/README.md).
+  /// memories it took multiplicative 3 subdomains from rel. L2 0.19 (10) to 0.05 (50) in the
+  /// same 60 s (Allen–Cahn, N_f 2,000; examples/allen_cahn/README.md).
   int local_history = 50;
   LineSearchOptions local_line_search;  ///< local L-BFGS line search (strong Wolfe)
   /// --local-lr: Adam / SGD learning rate, L-BFGS initial trial step; 0 = the local solver's
