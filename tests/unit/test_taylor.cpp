@@ -335,7 +335,10 @@ TEST(FusedAllenCahn, FrozenLayersOutputIsReusedOnlyForTheSamePointsAndFrozenValu
     EXPECT_NE(expect_exact(points, "a frozen layer moved"), trained_moved) << model;
     expect_exact(points * 0.5, "other points");
     expect_exact(points, "the first points again");
-    for (int l = 0; l < 2; ++l) network->hidden[l]->weight.requires_grad_(true);
+    for (int l = 0; l < 2; ++l) {
+      network->hidden[l]->weight.requires_grad_(true);
+      network->hidden[l]->bias.requires_grad_(true);
+    }
     const torch::Tensor loss = cached(points, 0.1);  // nothing frozen: a full forward
     EXPECT_EQ(loss.item<double>(), uncached.evaluate(points, 0.1, false).loss) << model;
   }
