@@ -125,7 +125,7 @@ struct FrozenLayersCache {
   bool valid = false;
 
   bool matches(size_t frozen, const torch::Tensor& xt, const std::vector<torch::Tensor>& frozen_parameters) const {
-    if (!valid || layers != frozen || !points.defined() || points.sizes() != xt.sizes() ||
+    if (!valid || layers != frozen || points.sizes() != xt.sizes() ||
         points.scalar_type() != xt.scalar_type() || !torch::equal(points, xt))
       return false;
     for (size_t i = 0; i < parameters.size(); ++i)
@@ -400,15 +400,14 @@ FusedAllenCahnLoss::Result FusedAllenCahnLoss::run(const torch::Tensor& points, 
   torch::NoGradGuard no_grad;
   // Frozen lower layers: their output is loaded when cached for these points and values,
   // else computed and stored for the next evaluation.
-  const size_t frozen = std::min(lowest_trained, network_.hidden.size());
   FrozenOutput frozen_mode = FrozenOutput::kNone;
   const int64_t width = network_.hidden.front()->weight.size(0), chunk_values = kSlots * chunk * width;
-  if (frozen > 0) {
-    const std::vector<torch::Tensor> frozen_parameters(params.begin(), params.begin() + 2 * frozen);
-    if (frozen_cache_->matches(frozen, xt, frozen_parameters)) {
+  if (lowest_trained > 0) {
+    const std::vector<torch::Tensor> frozen_parameters(params.begin(), params.begin() + 2 * lowest_trained);
+    if (frozen_cache_->matches(lowest_trained, xt, frozen_parameters)) {
       frozen_mode = FrozenOutput::kLoad;
     } else {
-      frozen_cache_->refill(frozen, xt, frozen_parameters, chunks, chunk_values);
+      frozen_cache_->refill(lowest_trained, xt, frozen_parameters, chunks, chunk_values);
       frozen_mode = FrozenOutput::kStore;
     }
   }
@@ -416,7 +415,7 @@ FusedAllenCahnLoss::Result FusedAllenCahnLoss::run(const torch::Tensor& points, 
     const scalar_t* p = xt.data_ptr<scalar_t>();
     const scalar_t* wp = w.defined() ? w.data_ptr<scalar_t>() : nullptr;
     scalar_t* rp = residuals_out.defined() ? residuals_out.data_ptr<scalar_t>() : nullptr;
-    scalar_t* cached = frozen > 0 ? frozen_cache_->outputs.data_ptr<scalar_t>() : nullptr;
+    scalar_t* cached = lowest_trained > 0 ? frozen_cache_->outputs.data_ptr<scalar_t>() : nullptr;
     at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
       SingleThreadedBlas single;
       torch::NoGradGuard no_grad_here;  // grad mode is per thread: the workers' too
@@ -424,7 +423,7 @@ FusedAllenCahnLoss::Result FusedAllenCahnLoss::run(const torch::Tensor& points, 
       for (int64_t k = begin; k < end; ++k) {
         const int64_t first = k * chunk, b = std::min(chunk, n - first);
         run_chunk<scalar_t>(network_, options_, scale, p + 2 * first, wp ? wp + first : nullptr,
-                            rp ? rp + first : nullptr, b, frozen, frozen_mode,
+                            rp ? rp + first : nullptr, b, lowest_trained, frozen_mode,
                             cached ? cached + k * chunk_values : nullptr, ws);
       }
     });

@@ -92,10 +92,11 @@ class FusedAllenCahnLoss {
 
  private:
   friend class detail::FusedLossFunction;
-  /// `lowest_trained`: the hidden layers below it do not require grad (0 = every layer is
-  /// trained). The backward stops there, and the forward starts there from the cached output of
-  /// the frozen layers when the points and those layers' values are the ones it was computed
-  /// for (a subdomain solve of preconditioned L-BFGS evaluates many times with them fixed).
+  /// `lowest_trained` (at most the number of hidden layers): the hidden layers below it do not
+  /// require grad (0 = every layer is trained). The backward stops there, and the forward starts
+  /// there from the cached output of the frozen layers when the points and those layers' values
+  /// are the ones it was computed for (a subdomain solve of preconditioned L-BFGS evaluates many
+  /// times with them fixed).
   Result run(const torch::Tensor& points, double scale, bool with_gradient,
              const torch::Tensor& point_weights, const torch::Tensor& residuals_out,
              size_t lowest_trained);
