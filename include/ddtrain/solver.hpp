@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ddtrain/comm/communicator.hpp"
@@ -64,6 +65,8 @@ class Solver {
     (void)num_samples;
     return configured;
   }
+  /// Named event counts for the run summary (e.g. skipped and restarted quasi-Newton updates).
+  virtual std::vector<std::pair<std::string, int64_t>> counters() const { return {}; }
   /// Does this solver need a partition / data subdomains in its StepContext?
   virtual bool needs_partition() const { return false; }
   virtual bool needs_data_subdomains() const { return false; }

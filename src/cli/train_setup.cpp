@@ -8,6 +8,8 @@
 #include <thread>
 
 #include "ddtrain/error.hpp"
+#include "ddtrain/solvers/data_parallel.hpp"
+#include "ddtrain/solvers/warmup.hpp"
 #include "results.hpp"
 
 namespace ddtrain::cli {
@@ -33,12 +35,16 @@ po::options_description common_options() {
     ("device", po::value<std::string>()->default_value("cpu"), "cpu | cuda | cuda:N")
     ("comm", po::value<std::string>()->default_value("auto"), "auto | self | mpi | nccl")
     ("seed", po::value<uint64_t>()->default_value(0), "seed of initialisation, sampling and batches")
-    ("epochs", po::value<int64_t>()->default_value(100), "epoch budget (full-batch problems: iterations)")
+    ("epochs", po::value<int64_t>()->default_value(100),
+     "epoch budget (full-batch problems: iterations); with --time-limit and no --epochs: unlimited")
     ("max-iterations", po::value<int64_t>()->default_value(0), "solver-step budget (0: none)")
     ("time-limit", po::value<double>()->default_value(0.0), "training wall-time budget in s (0: none)")
     ("target", po::value<double>(), "stop when the metric reaches this value")
     ("metric-every", po::value<int64_t>()->default_value(10), "full batch: iterations between metric evaluations")
     ("batch-size", po::value<int64_t>(), "mini-batch size (classification; default 100)")
+    ("warmup", po::value<std::string>()->default_value("none"),
+     "first-order steps before --solver: adam:N or sgd:N (none: off)")
+    ("warmup-lr", po::value<double>()->default_value(1e-3), "learning rate of the --warmup solver")
     ("subdomains", po::value<int>(), "parameter subdomains (plbfgs, apts) or data subdomains (sapts)")
     ("partition", po::value<std::string>(), "explicit layer groups, e.g. 0-1,2-3,4-5 (plbfgs, apts)")
     ("overlap", po::value<int>()->default_value(0), "layers of overlap on each side of a subdomain")
@@ -169,6 +175,23 @@ bool changes_trajectory(const std::string& key) {
 
 }  // namespace
 
+WarmupSpec parse_warmup(const std::string& spec) {
+  if (spec == "none") return {};
+  const size_t colon = spec.find(':');
+  WarmupSpec out;
+  out.solver = spec.substr(0, colon);
+  bool valid = colon != std::string::npos && (out.solver == "adam" || out.solver == "sgd");
+  if (valid) {
+    const std::string count = spec.substr(colon + 1);
+    valid = !count.empty() && count.size() <= 12 &&
+            count.find_first_not_of("0123456789") == std::string::npos;
+    if (valid) out.steps = std::stoll(count);
+  }
+  DDTRAIN_CHECK(valid && out.steps >= 1, InvalidArgument, "--warmup '", spec,
+                "' is not adam:N or sgd:N with N >= 1 steps (or none)");
+  return out;
+}
+
 RunIdentity run_identity(const TrainSetup& setup, int ranks, int64_t parameters) {
   RunIdentity identity;
   for (const auto& [key, value] : setup.vm) {
@@ -278,6 +301,11 @@ TrainSetup parse_train_setup(const std::vector<std::string>& args) {
 
   TrainOptions& t = setup.train;
   t.epochs = vm["epochs"].as<int64_t>();
+  // A time budget without an epoch budget means "until the time limit".
+  if (vm["epochs"].defaulted() && vm["time-limit"].as<double>() > 0) {
+    t.epochs = kUnlimitedEpochs;
+    vm.at("epochs").value() = t.epochs;  // config.ini records the budget the run has
+  }
   t.max_iterations = vm["max-iterations"].as<int64_t>();
   t.time_limit_s = vm["time-limit"].as<double>();
   t.seed = vm["seed"].as<uint64_t>();
@@ -294,6 +322,8 @@ TrainSetup parse_train_setup(const std::vector<std::string>& args) {
   if (vm.count("subdomains"))
     DDTRAIN_CHECK(vm["subdomains"].as<int>() >= 1, InvalidArgument, "--subdomains must be >= 1, got ",
                   vm["subdomains"].as<int>());
+  parse_warmup(vm["warmup"].as<std::string>());  // refuses a malformed spec before any work
+  DDTRAIN_CHECK(vm["warmup-lr"].as<double>() > 0, InvalidArgument, "--warmup-lr must be > 0");
   const std::string precision = vm["precision"].as<std::string>();
   DDTRAIN_CHECK(precision == "float32" || precision == "float64", InvalidArgument, "--precision '",
                 precision, "' (accepted: float32, float64)");
@@ -330,6 +360,20 @@ Run build_run(const TrainSetup& setup) {
   rs.data_comm = run.layout.data;
   run.problem = problem_entry.make(vm, rs);
   run.solver = solver_entry.make(vm);
+  if (const WarmupSpec warmup = parse_warmup(vm["warmup"].as<std::string>()); warmup.steps > 0) {
+    const double lr = vm["warmup-lr"].as<double>();
+    SolverPtr first;
+    if (warmup.solver == "adam") {
+      AdamOptions o;
+      o.learning_rate = lr;
+      first = std::make_unique<Adam>(o);
+    } else {
+      SgdOptions o;
+      o.learning_rate = lr;
+      first = std::make_unique<Sgd>(o);
+    }
+    run.solver = std::make_unique<WarmupChain>(std::move(first), warmup.steps, std::move(run.solver));
+  }
 
   if (run.problem->full_batch()) {
     DDTRAIN_CHECK(!vm.count("batch-size"), InvalidArgument, "--batch-size does not apply to the full-batch problem '",
@@ -385,6 +429,8 @@ nlohmann::json run_summary_json(const TrainSetup& setup, const Run& run, const S
   j["device"] = run.run_setup.device.str();
   j["seed"] = setup.train.seed;
   if (run.partition) j["partition"] = run.partition->describe();
+  if (run.solver)
+    for (const auto& [name, count] : run.solver->counters()) j["solver_counters"][name] = count;
   j["environment"] = environment_json();
   // The full resolved configuration (as in config.ini), so summary.json alone reproduces the run.
   nlohmann::json config;

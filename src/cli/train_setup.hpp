@@ -31,6 +31,16 @@ struct TrainSetup {
   std::string config_ini;  ///< the resolved options, as written to DIR/config.ini
 };
 
+/// A time limit without --epochs: as many epochs as the time allows.
+constexpr int64_t kUnlimitedEpochs = int64_t{1} << 62;
+
+/// --warmup SOLVER:N (steps = 0: none). Throws InvalidArgument with one line when malformed.
+struct WarmupSpec {
+  std::string solver;
+  int64_t steps = 0;
+};
+WarmupSpec parse_warmup(const std::string& spec);
+
 /// Parses `args` (without the subcommand) and an optional --config INI file; prints --help.
 /// Throws InvalidArgument with one clear line for anything unknown, malformed or out of range.
 TrainSetup parse_train_setup(const std::vector<std::string>& args);

@@ -1,0 +1,328 @@
+#include "ddtrain/solvers/bfgs.hpp"
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "ddtrain/error.hpp"
+
+namespace ddtrain {
+
+namespace {
+
+const std::vector<std::pair<DenseUpdate, const char*>>& update_names() {
+  static const std::vector<std::pair<DenseUpdate, const char*>> names = {
+      {DenseUpdate::kBfgs, "bfgs"},             {DenseUpdate::kSsbfgsOl, "ssbfgs-ol"},
+      {DenseUpdate::kSsbfgsAb, "ssbfgs-ab"},    {DenseUpdate::kSsbroyden1, "ssbroyden1"},
+      {DenseUpdate::kSsbroyden2, "ssbroyden2"},
+  };
+  return names;
+}
+
+/// BFGS after H <- H / tau, written for the unscaled u = H y: H/tau - rho (s u' + u s') / tau +
+/// rho (1 + h / tau) s s', h = rho y'Hy.
+DenseUpdateCoefficients scaled_bfgs(double rho, double h, double inverse_tau) {
+  DenseUpdateCoefficients c;
+  c.inverse_tau = inverse_tau;
+  c.beta = -rho * inverse_tau;
+  c.gamma = rho * (1 + h * inverse_tau);
+  c.scaled = inverse_tau != 1;
+  return c;
+}
+
+/// theta of SSBroyden1/2 (§6), given a = b h - 1 > 0, b > 0.
+double broyden_theta(DenseUpdate update, double a, double b, double h) {
+  const double root = std::sqrt(std::abs(a) / (1 + a));
+  const double rho_minus = std::min(1.0, h * (1 - root));
+  const double theta_minus = (rho_minus - 1) / a;
+  if (update == DenseUpdate::kSsbroyden2) {
+    const double theta_plus = 1 / rho_minus;
+    return std::max(theta_minus, std::min(theta_plus, (1 - b) / b));
+  }
+  if (b == 1) return theta_minus;
+  const double theta_sr1 = 1 / (1 - b);
+  if (b > 1) return std::max(theta_minus, theta_sr1);
+  const double theta_plus = std::max(1.0, b * (1 + root));
+  return std::min(theta_plus, theta_sr1);
+}
+
+void require_valid(const std::string& message) {
+  DDTRAIN_CHECK(message.empty(), InvalidArgument, message);
+}
+
+std::string megabytes(int64_t bytes) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%.1f MB", static_cast<double>(bytes) / 1e6);
+  return buffer;
+}
+
+}  // namespace
+
+DenseUpdate parse_dense_update(const std::string& name) {
+  std::string accepted;
+  for (const auto& [update, n] : update_names()) {
+    if (name == n) return update;
+    accepted += (accepted.empty() ? "" : ", ") + std::string(n);
+  }
+  throw InvalidArgument("unknown --update '" + name + "' (accepted: " + accepted + ")");
+}
+
+std::string to_string(DenseUpdate update) {
+  for (const auto& [u, n] : update_names())
+    if (u == update) return n;
+  return "unknown";
+}
+
+DenseUpdateCoefficients dense_update_coefficients(DenseUpdate update, double ys, double yhy, double b,
+                                                  bool first, int64_t d) {
+  const double rho = 1 / ys, h = rho * yhy;
+  switch (update) {
+    case DenseUpdate::kBfgs:
+      // First update: H0 = (s'y / y'y) I, i.e. tau = h (y'Hy = y'y while H = I).
+      return scaled_bfgs(rho, h, first ? 1 / h : 1.0);
+    case DenseUpdate::kSsbfgsOl:
+      if (!(b > 0)) return scaled_bfgs(rho, h, 1.0);
+      return scaled_bfgs(rho, h, b);  // tau = 1 / b
+    case DenseUpdate::kSsbfgsAb:
+      if (!(b > 0)) return scaled_bfgs(rho, h, 1.0);
+      return scaled_bfgs(rho, h, 1 / std::min(1.0, 1 / b));  // tau = min(1, 1 / b)
+    case DenseUpdate::kSsbroyden1:
+    case DenseUpdate::kSsbroyden2: {
+      const double a = b * h - 1;
+      // The model is exact along s (a ~ 0: theta- = 0/0) or b is not a curvature: plain BFGS.
+      if (!(b > 0) || !(std::abs(a) > 1e-12) || !std::isfinite(a)) return scaled_bfgs(rho, h, 1.0);
+      const double theta = broyden_theta(update, a, b, h);
+      const double sigma = 1 + a * theta;
+      double tau;
+      if (first) {
+        tau = h / sigma;
+      } else {
+        const double sigma_tilde = std::pow(std::abs(sigma), 1.0 / (1.0 - static_cast<double>(d)));
+        const double rho_hat = std::min(1.0, 1 / b);
+        tau = theta <= 0 ? std::min(rho_hat * sigma_tilde, sigma) : rho_hat * std::min(sigma_tilde, 1 / theta);
+      }
+      const double phi = (1 - theta) / sigma;
+      if (!(tau > 0) || !std::isfinite(tau) || !std::isfinite(phi)) return scaled_bfgs(rho, h, 1.0);
+      // [H - u u'/y'Hy + phi y'Hy v v'] / tau + rho s s', v = rho s - u / y'Hy, expanded.
+      DenseUpdateCoefficients c;
+      c.inverse_tau = 1 / tau;
+      c.alpha = (phi - 1) / (yhy * tau);
+      c.beta = -phi * rho / tau;
+      c.gamma = rho * (phi * h / tau + 1);
+      c.scaled = tau != 1;
+      return c;
+    }
+  }
+  return scaled_bfgs(rho, h, 1.0);
+}
+
+void apply_dense_update(torch::Tensor& H, const torch::Tensor& s, const torch::Tensor& u,
+                        const DenseUpdateCoefficients& c) {
+  torch::NoGradGuard no_grad;
+  // Row i: H_ij = H_ij / tau + p_i u_j + q_i s_j, p = alpha u + beta s, q = beta u + gamma s.
+  const torch::Tensor p = u * c.alpha + s * c.beta;
+  const torch::Tensor q = u * c.beta + s * c.gamma;
+  if (!H.device().is_cpu() || !H.is_contiguous()) {
+    H.mul_(c.inverse_tau).addr_(p, u).addr_(q, s);
+    return;
+  }
+  const torch::Tensor uc = u.contiguous(), sc = s.contiguous(), pc = p.contiguous(), qc = q.contiguous();
+  const int64_t d = H.size(0);
+  AT_DISPATCH_FLOATING_TYPES(H.scalar_type(), "apply_dense_update", [&] {
+    scalar_t* h = H.data_ptr<scalar_t>();
+    const scalar_t* uj = uc.data_ptr<scalar_t>();
+    const scalar_t* sj = sc.data_ptr<scalar_t>();
+    const scalar_t* pi = pc.data_ptr<scalar_t>();
+    const scalar_t* qi = qc.data_ptr<scalar_t>();
+    const scalar_t scale = static_cast<scalar_t>(c.inverse_tau);
+    at::parallel_for(0, d, 16, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        scalar_t* row = h + i * d;
+        const scalar_t a = pi[i], b = qi[i];
+        for (int64_t j = 0; j < d; ++j) row[j] = row[j] * scale + a * uj[j] + b * sj[j];
+      }
+    });
+  });
+}
+
+int64_t default_dense_memory_limit() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page <= 0) return int64_t{4} << 30;
+  return static_cast<int64_t>(pages) * page / 4;
+}
+
+int64_t dense_bytes_needed(int64_t d, int64_t element_size) {
+  return (d * d + 12 * d) * element_size;  // H, and the vectors of one iteration
+}
+
+std::string BfgsOptions::validate() const {
+  if (!(gradient_tolerance >= 0)) return "--gradient-tolerance must be >= 0";
+  if (!(step_tolerance >= 0)) return "--step-tolerance must be >= 0";
+  if (!(curvature_epsilon >= 0)) return "--curvature-epsilon must be >= 0";
+  if (memory_limit_bytes < 0) return "--dense-memory-limit must be >= 0";
+  return line_search.validate();
+}
+
+BfgsOptions::BfgsOptions() {
+  // Stop zooming only when the step no longer changes x (parameters are O(1)): the default 1e-9
+  // ends searches long before the 1e-10-class steps of a converging dense quasi-Newton.
+  line_search.tolerance_change = 1e-16;
+}
+
+Bfgs::Bfgs(BfgsOptions options) : options_(options) { require_valid(options_.validate()); }
+
+void Bfgs::reset() {
+  H_ = torch::Tensor();
+  identity_ = true;
+  cached_ = false;
+  skipped_ = restarts_ = scaled_ = failed_searches_ = iterations_ = 0;
+}
+
+void Bfgs::reset_to_identity(const torch::Tensor& x) {
+  H_ = torch::eye(x.numel(), x.options());
+  identity_ = true;
+}
+
+void Bfgs::ensure_inverse_hessian(const torch::Tensor& x) {
+  const int64_t d = x.numel();
+  if (H_.defined() && H_.size(0) == d && H_.dtype() == x.dtype() && H_.device() == x.device()) return;
+  const int64_t limit =
+      options_.memory_limit_bytes > 0 ? options_.memory_limit_bytes : default_dense_memory_limit();
+  const int64_t needed = dense_bytes_needed(d, static_cast<int64_t>(x.element_size()));
+  DDTRAIN_CHECK(needed <= limit, InvalidArgument, "--solver bfgs: the dense inverse Hessian of ", d,
+                " parameters needs ", megabytes(needed), " but --dense-memory-limit is ",
+                megabytes(limit),
+                "; use a smaller network, --solver lbfgs, or plbfgs over parameter subdomains");
+  reset_to_identity(x);
+}
+
+StepSummary Bfgs::step(StepContext& context, torch::Tensor& x) {
+  Objective& objective = *context.objective;
+  StepSummary summary;
+  ensure_inverse_hessian(x);
+  const bool cache_valid = cached_ && cached_batch_ == context.batch_id &&
+                           cached_x_.sizes() == x.sizes() && torch::equal(cached_x_, x);
+  if (!cache_valid) {
+    gradient_ = torch::empty_like(x);
+    loss_ = objective.evaluate(x, &gradient_);
+    summary.gradient_evaluations += 1;
+  }
+  if (!std::isfinite(loss_)) {
+    summary.loss = loss_;
+    summary.termination = Termination::kNumericalFailure;
+    summary.message = "non-finite loss at the current iterate";
+    return summary;
+  }
+  if (gradient_.abs().max().item<double>() <= options_.gradient_tolerance) {
+    summary.loss = loss_;
+    summary.gradient_norm = gradient_.norm().item<double>();
+    summary.step_length = 0;
+    summary.termination = Termination::kConverged;
+    summary.message = "gradient below tolerance";
+    return summary;
+  }
+
+  LineSearchResult search;
+  torch::Tensor direction;
+  double slope = 0;
+  direction = H_.mv(gradient_).neg_();
+  slope = gradient_.dot(direction).item<double>();
+  if (!(slope < 0) && !identity_) {  // H lost positive definiteness: restart from I
+    reset_to_identity(x);
+    ++restarts_;
+    direction = gradient_.neg();
+    slope = -gradient_.dot(gradient_).item<double>();
+  }
+  // From I the first trial is scaled so that the step is at most 1 in l1 norm (as L-BFGS).
+  auto first_trial = [&] { return std::min(1.0, 1.0 / gradient_.abs().sum().item<double>()); };
+  search = line_search(objective, x, loss_, gradient_, direction, identity_ ? first_trial() : 1.0,
+                       options_.line_search);
+  summary.gradient_evaluations += search.evaluations;
+  double quasi_newton_slope = slope;
+  if (!search.decreased && !identity_) {
+    // Retry once along steepest descent, keeping H: its curvature is hard-won, and the pair of
+    // a successful retry updates it as usual.
+    ++failed_searches_;
+    direction = gradient_.neg();
+    slope = -gradient_.dot(gradient_).item<double>();
+    search = line_search(objective, x, loss_, gradient_, direction, first_trial(), options_.line_search);
+    summary.gradient_evaluations += search.evaluations;
+  }
+  ++iterations_;
+  if (search.decreased) {
+    const torch::Tensor s = direction * search.step;
+    const torch::Tensor y = search.gradient - gradient_;
+    const double ys = y.dot(s).item<double>();
+    const double s_g = s.dot(gradient_).item<double>();
+    if (ys > options_.curvature_epsilon * y.norm().item<double>() * s.norm().item<double>() && ys > 0) {
+      const torch::Tensor u = H_.mv(y);
+      const double yhy = y.dot(u).item<double>();
+      const double b = -search.step * s_g / ys;  // s'Bs / y's with B = H^-1 (s = t p, p = -H g)
+      const DenseUpdateCoefficients c =
+          dense_update_coefficients(options_.update, ys, yhy, b, identity_, x.numel());
+      apply_dense_update(H_, s, u, c);
+      identity_ = false;
+      if (c.scaled) ++scaled_;
+    } else {
+      ++skipped_;
+    }
+    x.add_(direction, search.step);  // exactly the trial point the line search evaluated
+    summary.step_length = search.step;
+    loss_ = search.loss;
+    gradient_ = search.gradient;
+    if (s.abs().max().item<double>() <= options_.step_tolerance) {
+      summary.termination = Termination::kConverged;
+      summary.message = "step below tolerance";
+    }
+  } else {
+    const double epsilon = x.scalar_type() == torch::kFloat64 ? std::numeric_limits<double>::epsilon()
+                                                              : std::numeric_limits<float>::epsilon();
+    const double rounding = 100 * epsilon * std::max(1.0, std::abs(loss_));
+    // The predicted decrease of the quasi-Newton step (what the model of f promises) or of the
+    // gradient step is below the rounding of f: that is convergence to working precision.
+    if (std::min(std::abs(quasi_newton_slope), std::abs(slope)) <= rounding) {
+      summary.termination = Termination::kConverged;
+      summary.message = "no decrease measurable at machine precision";
+    } else {
+      summary.termination = Termination::kLineSearchFailure;
+      summary.message = "line search found no decrease, also along steepest descent";
+    }
+  }
+  summary.loss = loss_;
+  summary.gradient_norm = gradient_.norm().item<double>();
+  cached_ = true;
+  cached_batch_ = context.batch_id;
+  cached_x_ = x.clone();
+  return summary;
+}
+
+std::vector<std::pair<std::string, int64_t>> Bfgs::counters() const {
+  return {{"skipped_updates", skipped_}, {"restarts", restarts_}, {"scaled_updates", scaled_},
+          {"failed_searches", failed_searches_}};
+}
+
+void Bfgs::save_state(torch::serialize::OutputArchive& archive) const {
+  archive.write("bfgs.counters", torch::tensor({iterations_, skipped_, restarts_, scaled_,
+                                                static_cast<int64_t>(identity_), failed_searches_},
+                                               torch::kInt64));
+  if (H_.defined()) archive.write("bfgs.H", H_);
+}
+
+void Bfgs::load_state(torch::serialize::InputArchive& archive) {
+  torch::Tensor counters;
+  archive.read("bfgs.counters", counters);
+  DDTRAIN_CHECK(counters.numel() == 6, IoError, "checkpoint: bfgs.counters has ", counters.numel(),
+                " entries, expected 6");
+  const auto* c = counters.data_ptr<int64_t>();
+  iterations_ = c[0], skipped_ = c[1], restarts_ = c[2], scaled_ = c[3], identity_ = c[4] != 0;
+  failed_searches_ = c[5];
+  torch::Tensor H;
+  H_ = archive.try_read("bfgs.H", H) ? H : torch::Tensor();
+  cached_ = false;
+}
+
+}  // namespace ddtrain
