@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "ddtrain/error.hpp"
 
@@ -120,6 +121,87 @@ DenseUpdateCoefficients dense_update_coefficients(DenseUpdate update, double ys,
   return scaled_bfgs(rho, h, 1.0);
 }
 
+namespace {
+
+/// Rows i and d-1-i together hold d+1 entries of the upper triangle: pairs balance the work.
+int64_t row_pairs(int64_t d) { return (d + 1) / 2; }
+
+/// Fixed blocks of row pairs for the products, so that their sums do not depend on the thread
+/// count (each block has its own accumulators, added in block order).
+constexpr int64_t kProductBlocks = 16;
+
+template <typename T>
+void symmetric_products_cpu(const T* h, int64_t d, const std::vector<const T*>& v, std::vector<T*>& out) {
+  const int64_t k = static_cast<int64_t>(v.size()), pairs = row_pairs(d);
+  std::vector<T> accumulators(static_cast<size_t>(kProductBlocks * k * d), T(0));
+  at::parallel_for(0, kProductBlocks, 1, [&](int64_t first_block, int64_t last_block) {
+    for (int64_t block = first_block; block < last_block; ++block) {
+      T* acc = accumulators.data() + block * k * d;
+      const int64_t begin = pairs * block / kProductBlocks, end = pairs * (block + 1) / kProductBlocks;
+      auto row = [&](int64_t i) {
+        const T* hi = h + i * d;
+        for (int64_t m = 0; m < k; ++m) {
+          const T* vm = v[m];
+          T* am = acc + m * d;
+          const T vi = vm[i];
+          T dot = hi[i] * vi;
+          _Pragma("omp simd reduction(+ : dot)")
+          for (int64_t j = i + 1; j < d; ++j) {
+            dot += hi[j] * vm[j];
+            am[j] += hi[j] * vi;  // the lower triangle's H_ji = H_ij
+          }
+          am[i] += dot;
+        }
+      };
+      for (int64_t p = begin; p < end; ++p) {
+        row(p);
+        if (d - 1 - p != p) row(d - 1 - p);
+      }
+    }
+  });
+  for (int64_t m = 0; m < k; ++m) {
+    T* o = out[m];
+    std::fill(o, o + d, T(0));
+    for (int64_t block = 0; block < kProductBlocks; ++block) {
+      const T* am = accumulators.data() + (block * k + m) * d;
+      for (int64_t j = 0; j < d; ++j) o[j] += am[j];
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<torch::Tensor> symmetric_products(const torch::Tensor& H, const std::vector<torch::Tensor>& vectors) {
+  torch::NoGradGuard no_grad;
+  if (!H.device().is_cpu() || !H.is_contiguous()) {
+    const torch::Tensor products = H.mm(torch::stack(vectors, 1));
+    std::vector<torch::Tensor> out;
+    for (size_t m = 0; m < vectors.size(); ++m) out.push_back(products.select(1, static_cast<int64_t>(m)));
+    return out;
+  }
+  const int64_t d = H.size(0);
+  std::vector<torch::Tensor> contiguous, out;
+  for (const torch::Tensor& v : vectors) {
+    contiguous.push_back(v.contiguous());
+    out.push_back(torch::empty({d}, H.options()));
+  }
+  AT_DISPATCH_FLOATING_TYPES(H.scalar_type(), "symmetric_products", [&] {
+    std::vector<const scalar_t*> v;
+    std::vector<scalar_t*> o;
+    for (size_t m = 0; m < vectors.size(); ++m) {
+      v.push_back(contiguous[m].data_ptr<scalar_t>());
+      o.push_back(out[m].data_ptr<scalar_t>());
+    }
+    symmetric_products_cpu<scalar_t>(H.data_ptr<scalar_t>(), d, v, o);
+  });
+  return out;
+}
+
+torch::Tensor full_symmetric(const torch::Tensor& H) {
+  if (!H.device().is_cpu()) return H.clone();
+  return H.triu() + H.triu(1).t();
+}
+
 void apply_dense_update(torch::Tensor& H, const torch::Tensor& s, const torch::Tensor& u,
                         const DenseUpdateCoefficients& c) {
   torch::NoGradGuard no_grad;
@@ -139,11 +221,16 @@ void apply_dense_update(torch::Tensor& H, const torch::Tensor& s, const torch::T
     const scalar_t* pi = pc.data_ptr<scalar_t>();
     const scalar_t* qi = qc.data_ptr<scalar_t>();
     const scalar_t scale = static_cast<scalar_t>(c.inverse_tau);
-    at::parallel_for(0, d, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        scalar_t* row = h + i * d;
-        const scalar_t a = pi[i], b = qi[i];
-        for (int64_t j = 0; j < d; ++j) row[j] = row[j] * scale + a * uj[j] + b * sj[j];
+    auto row = [&](int64_t i) {
+      scalar_t* hi = h + i * d;
+      const scalar_t a = pi[i], b = qi[i];
+      _Pragma("omp simd")
+      for (int64_t j = i; j < d; ++j) hi[j] = hi[j] * scale + a * uj[j] + b * sj[j];
+    };
+    at::parallel_for(0, row_pairs(d), 8, [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; ++p) {
+        row(p);
+        if (d - 1 - p != p) row(d - 1 - p);
       }
     });
   });
@@ -179,12 +266,14 @@ void Bfgs::reset() {
   H_ = torch::Tensor();
   identity_ = true;
   cached_ = false;
+  next_direction_ = direction_gradient_ = torch::Tensor();
   skipped_ = restarts_ = scaled_ = failed_searches_ = iterations_ = 0;
 }
 
 void Bfgs::reset_to_identity(const torch::Tensor& x) {
   H_ = torch::eye(x.numel(), x.options());
   identity_ = true;
+  next_direction_ = direction_gradient_ = torch::Tensor();
 }
 
 void Bfgs::ensure_inverse_hessian(const torch::Tensor& x) {
@@ -227,10 +316,14 @@ StepSummary Bfgs::step(StepContext& context, torch::Tensor& x) {
   }
 
   LineSearchResult search;
-  torch::Tensor direction;
-  double slope = 0;
-  direction = H_.mv(gradient_).neg_();
-  slope = gradient_.dot(direction).item<double>();
+  // -H g from the last update's formula when it was made for this very gradient (also after a
+  // resume: the checkpoint holds both), else one pass over H.
+  const bool direction_known = next_direction_.defined() && direction_gradient_.sizes() == gradient_.sizes() &&
+                               torch::equal(direction_gradient_, gradient_);
+  torch::Tensor direction =
+      direction_known ? next_direction_ : symmetric_products(H_, {gradient_})[0].neg_();
+  next_direction_ = direction_gradient_ = torch::Tensor();
+  double slope = gradient_.dot(direction).item<double>();
   if (!(slope < 0) && !identity_) {  // H lost positive definiteness: restart from I
     reset_to_identity(x);
     ++restarts_;
@@ -243,6 +336,7 @@ StepSummary Bfgs::step(StepContext& context, torch::Tensor& x) {
                        options_.line_search);
   summary.gradient_evaluations += search.evaluations;
   double quasi_newton_slope = slope;
+  bool along_gradient = identity_;  // the direction is -g (then s'Bs = -t s'g needs H = I)
   if (!search.decreased && !identity_) {
     // Retry once along steepest descent, keeping H: its curvature is hard-won, and the pair of
     // a successful retry updates it as usual.
@@ -251,6 +345,7 @@ StepSummary Bfgs::step(StepContext& context, torch::Tensor& x) {
     slope = -gradient_.dot(gradient_).item<double>();
     search = line_search(objective, x, loss_, gradient_, direction, first_trial(), options_.line_search);
     summary.gradient_evaluations += search.evaluations;
+    along_gradient = true;
   }
   ++iterations_;
   if (search.decreased) {
@@ -258,18 +353,32 @@ StepSummary Bfgs::step(StepContext& context, torch::Tensor& x) {
     const torch::Tensor y = search.gradient - gradient_;
     const double ys = y.dot(s).item<double>();
     const double s_g = s.dot(gradient_).item<double>();
+    const torch::Tensor& g_new = search.gradient;
+    // One pass over H for both H y and H g+ (the next direction, updated below by formula).
+    const std::vector<torch::Tensor> products = symmetric_products(H_, {y, g_new});
+    const torch::Tensor &u = products[0], &w = products[1];
     if (ys > options_.curvature_epsilon * y.norm().item<double>() * s.norm().item<double>() && ys > 0) {
-      const torch::Tensor u = H_.mv(y);
       const double yhy = y.dot(u).item<double>();
-      const double b = -search.step * s_g / ys;  // s'Bs / y's with B = H^-1 (s = t p, p = -H g)
+      // b = s'Bs / y's with B = H^-1: -t s'g / y's for s = t p, p = -H g. After a retry along -g
+      // with H != I it is unknown: the self-scaled rules then make the plain BFGS update.
+      const bool b_known = !along_gradient || identity_;
+      const double b = b_known ? -search.step * s_g / ys : kNaN;
       const DenseUpdateCoefficients c =
           dense_update_coefficients(options_.update, ys, yhy, b, identity_, x.numel());
       apply_dense_update(H_, s, u, c);
       identity_ = false;
       if (c.scaled) ++scaled_;
+      // H+ g+ = H g+ / tau + alpha u (u'g+) + beta (s (u'g+) + u (s'g+)) + gamma s (s'g+).
+      const double ug = u.dot(g_new).item<double>(), sg = s.dot(g_new).item<double>();
+      next_direction_ = (w * c.inverse_tau)
+                            .add_(u, c.alpha * ug + c.beta * sg)
+                            .add_(s, c.beta * ug + c.gamma * sg)
+                            .neg_();
     } else {
       ++skipped_;
+      next_direction_ = w.neg();
     }
+    direction_gradient_ = g_new;
     x.add_(direction, search.step);  // exactly the trial point the line search evaluated
     summary.step_length = search.step;
     loss_ = search.loss;
@@ -310,6 +419,10 @@ void Bfgs::save_state(torch::serialize::OutputArchive& archive) const {
                                                 static_cast<int64_t>(identity_), failed_searches_},
                                                torch::kInt64));
   if (H_.defined()) archive.write("bfgs.H", H_);
+  if (next_direction_.defined()) {
+    archive.write("bfgs.next_direction", next_direction_);
+    archive.write("bfgs.direction_gradient", direction_gradient_);
+  }
 }
 
 void Bfgs::load_state(torch::serialize::InputArchive& archive) {
@@ -323,6 +436,11 @@ void Bfgs::load_state(torch::serialize::InputArchive& archive) {
   torch::Tensor H;
   H_ = archive.try_read("bfgs.H", H) ? H : torch::Tensor();
   cached_ = false;
+  torch::Tensor direction, gradient;
+  const bool has_direction = archive.try_read("bfgs.next_direction", direction) &&
+                             archive.try_read("bfgs.direction_gradient", gradient);
+  next_direction_ = has_direction ? direction : torch::Tensor();
+  direction_gradient_ = has_direction ? gradient : torch::Tensor();
 }
 
 }  // namespace ddtrain

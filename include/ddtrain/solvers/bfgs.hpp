@@ -46,10 +46,19 @@ struct DenseUpdateCoefficients {
 DenseUpdateCoefficients dense_update_coefficients(DenseUpdate update, double ys, double yhy, double b,
                                                   bool first, int64_t d);
 
-/// H <- H / tau + alpha u u' + beta (s u' + u s') + gamma s s', in one pass over H (rows in
-/// parallel; each entry computed alone, so the result does not depend on the thread count).
+/// H <- H / tau + alpha u u' + beta (s u' + u s') + gamma s s', in one pass. On the CPU only the
+/// upper triangle of H is kept (half the memory traffic; read H through symmetric_products or
+/// full_symmetric); rows run in parallel and each entry is computed alone, so the result does
+/// not depend on the thread count. Elsewhere the full matrix is updated.
 void apply_dense_update(torch::Tensor& H, const torch::Tensor& s, const torch::Tensor& u,
                         const DenseUpdateCoefficients& c);
+
+/// H v for each v, H symmetric given by its upper triangle (CPU; the full matrix elsewhere):
+/// one pass over the triangle for all vectors, summed in a fixed order (thread-count independent).
+std::vector<torch::Tensor> symmetric_products(const torch::Tensor& H, const std::vector<torch::Tensor>& vectors);
+
+/// The full symmetric matrix of an H kept by its upper triangle.
+torch::Tensor full_symmetric(const torch::Tensor& H);
 
 /// The default of BfgsOptions::memory_limit_bytes: a quarter of the physical memory.
 int64_t default_dense_memory_limit();
@@ -86,7 +95,8 @@ class Bfgs final : public Solver {
 
   /// skipped_updates, restarts, scaled_updates, failed_searches.
   std::vector<std::pair<std::string, int64_t>> counters() const override;
-  const torch::Tensor& inverse_hessian() const { return H_; }
+  /// The dense inverse Hessian (a full symmetric copy; I before the first step).
+  torch::Tensor inverse_hessian() const { return H_.defined() ? full_symmetric(H_) : H_; }
   int64_t skipped_updates() const { return skipped_; }   ///< y's too small: H kept
   int64_t restarts() const { return restarts_; }         ///< H reset to I (not a descent direction)
   int64_t failed_searches() const { return failed_searches_; }  ///< retried along -g, H kept
@@ -105,6 +115,8 @@ class Bfgs final : public Solver {
   uint64_t cached_batch_ = 0;
   double loss_ = 0;
   torch::Tensor gradient_, cached_x_;
+  /// -H g for g = direction_gradient_, from the last update's formula (saves a pass over H).
+  torch::Tensor next_direction_, direction_gradient_;
 };
 
 }  // namespace ddtrain
