@@ -1,10 +1,11 @@
-// Data-parallel SGD, Adam, L-BFGS and the trust-region solver on the Poisson PINN in float64:
+// Data-parallel SGD, Adam, L-BFGS, the dense quasi-Newton and the trust-region solver on the Poisson PINN in float64:
 // P ranks (strong scaling: the serial points split over the ranks) give the serial loss history
 // and parameters.
 #include <gtest/gtest.h>
 
 #include "ddtrain/comm/mpi_comm.hpp"
 #include "ddtrain/problems/basic.hpp"
+#include "ddtrain/solvers/bfgs.hpp"
 #include "ddtrain/solvers/data_parallel.hpp"
 #include "ddtrain/solvers/trust_region.hpp"
 #include "ddtrain/train.hpp"
@@ -34,6 +35,12 @@ Result run(const std::string& solver_name, CommunicatorPtr comm, int64_t blocks 
   if (solver_name == "sgd") solver = std::make_unique<Sgd>(SgdOptions{1e-4, 0.9});
   if (solver_name == "adam") solver = std::make_unique<Adam>(AdamOptions{1e-3});
   if (solver_name == "lbfgs") solver = std::make_unique<Lbfgs>();
+  if (solver_name == "bfgs") solver = std::make_unique<Bfgs>();  // SSBroyden2
+  if (solver_name == "bfgs-plain") {
+    BfgsOptions b;
+    b.update = DenseUpdate::kBfgs;
+    solver = std::make_unique<Bfgs>(b);
+  }
   if (solver_name == "tr") solver = std::make_unique<TrustRegionSolver>(TrustRegionSolverOptions{});
   TrainOptions t;
   t.epochs = epochs;
@@ -65,28 +72,42 @@ class DataParallelParity : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(DataParallelParity, RanksReproduceTheSerialRun) {
   auto world = std::make_shared<MpiComm>();
-  Result serial = run(GetParam(), std::make_shared<SelfComm>());
-  Result parallel = run(GetParam(), world);
+  // The self-scaled rule's scalars (a = b h - 1, then (rho- - 1) / a) amplify the allreduce's
+  // rounding by orders of magnitude per iteration in this nonconvex start (1e-9 relative after
+  // 6 iterations, 1e-4 after 13): compared over 8 iterations; exact with --blocks (below).
+  const bool self_scaled = GetParam() == "bfgs";
+  const int epochs = self_scaled ? 8 : 15;
+  const double tolerance = self_scaled ? 1e-7 : 1e-10;
+  Result serial = run(GetParam(), std::make_shared<SelfComm>(), 0, Scaling::kStrong, epochs);
+  Result parallel = run(GetParam(), world, 0, Scaling::kStrong, epochs);
   ASSERT_EQ(serial.losses.size(), parallel.losses.size());
   for (size_t k = 0; k < serial.losses.size(); ++k)
-    EXPECT_NEAR(parallel.losses[k], serial.losses[k], 1e-10 * std::abs(serial.losses[k])) << "iteration " << k;
+    EXPECT_NEAR(parallel.losses[k], serial.losses[k], tolerance * std::abs(serial.losses[k])) << "iteration " << k;
   const double scale = serial.parameters.abs().max().item<double>();
-  EXPECT_LE((parallel.parameters - serial.parameters).abs().max().item<double>(), 1e-10 * scale);
+  EXPECT_LE((parallel.parameters - serial.parameters).abs().max().item<double>(), tolerance * scale);
   expect_same_on_all_ranks(*world, parallel.parameters);
 }
 
-INSTANTIATE_TEST_SUITE_P(Solvers, DataParallelParity, ::testing::Values("sgd", "adam", "lbfgs", "tr"));
+INSTANTIATE_TEST_SUITE_P(Solvers, DataParallelParity,
+                         ::testing::Values("sgd", "adam", "lbfgs", "tr", "bfgs", "bfgs-plain"),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           for (char& c : name) c = c == '-' ? '_' : c;
+                           return name;
+                         });
 
 // --blocks: the same fixed blocks added in the same order, so P ranks give the serial run with
 // the same blocks BIT FOR BIT, also with unequal numbers of blocks per rank (6 blocks on 4 ranks)
 // and over many iterations where rounding differences would otherwise grow.
-class OrderedReductionParity : public ::testing::TestWithParam<Scaling> {};
+// The dense quasi-Newton too: its H is built from the (exact) allreduced values only.
+class OrderedReductionParity : public ::testing::TestWithParam<std::tuple<Scaling, const char*>> {};
 
 TEST_P(OrderedReductionParity, RanksReproduceTheSerialRunExactly) {
   auto world = std::make_shared<MpiComm>();
   const int64_t blocks = 6;
-  Result serial = run("lbfgs", std::make_shared<SelfComm>(), blocks, GetParam(), 60);
-  Result parallel = run("lbfgs", world, blocks, GetParam(), 60);
+  const auto [scaling, solver] = GetParam();
+  Result serial = run(solver, std::make_shared<SelfComm>(), blocks, scaling, 60);
+  Result parallel = run(solver, world, blocks, scaling, 60);
   ASSERT_EQ(serial.losses.size(), parallel.losses.size());
   for (size_t k = 0; k < serial.losses.size(); ++k)
     EXPECT_EQ(parallel.losses[k], serial.losses[k]) << "iteration " << k;
@@ -95,8 +116,11 @@ TEST_P(OrderedReductionParity, RanksReproduceTheSerialRunExactly) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Scalings, OrderedReductionParity,
-                         ::testing::Values(Scaling::kStrong, Scaling::kWeak),
-                         [](const auto& info) { return to_string(info.param); });
+                         ::testing::Combine(::testing::Values(Scaling::kStrong, Scaling::kWeak),
+                                            ::testing::Values("lbfgs", "bfgs")),
+                         [](const auto& info) {
+                           return to_string(std::get<0>(info.param)) + "_" + std::get<1>(info.param);
+                         });
 
 TEST(DataParallel, BroadcastOfInitialParametersMakesRanksEqual) {
   auto world = std::make_shared<MpiComm>();
