@@ -165,3 +165,45 @@ TEST(Cli, PlotRendersTheConvergencePictures) {
   expect_one_line_error("plot " + (out / "nothing").string(), "is not a directory");
   expect_one_line_error("plot " + out.string() + " --format gif", "--format 'gif'");
 }
+
+TEST(Cli, DenseQuasiNewtonWithWarmupRecordsItsCountersAndRefusesBadInput) {
+  fs::path out = scratch("bfgs") / "run";
+  Outcome o = run_cli("train --problem poisson1d --solver bfgs --update ssbroyden1 --warmup adam:3 "
+                      "--warmup-lr 0.01 --epochs 8" + kFast + "--out " + out.string());
+  ASSERT_EQ(o.status, 0) << o.err;
+  auto summary = nlohmann::json::parse(slurp(out / "summary.json"));
+  EXPECT_EQ(summary["solver"], "bfgs");
+  EXPECT_EQ(summary["iterations"], 8);
+  EXPECT_EQ(summary["solver_counters"]["warmup_steps"], 3);
+  for (const char* key : {"skipped_updates", "restarts", "scaled_updates", "failed_searches"})
+    EXPECT_TRUE(summary["solver_counters"].contains(key)) << key;
+  EXPECT_EQ(summary["config"]["update"], "ssbroyden1");
+  EXPECT_EQ(summary["config"]["warmup"], "adam:3");
+
+  expect_one_line_error("train --solver bfgs --update newton", "unknown --update 'newton'");
+  expect_one_line_error("train --solver lbfgs --update bfgs", "does not apply to solver 'lbfgs'");
+  expect_one_line_error("train --solver bfgs --warmup adam", "--warmup 'adam' is not adam:N or sgd:N");
+  expect_one_line_error("train --solver bfgs --warmup adam:x", "--warmup 'adam:x'");
+  expect_one_line_error("train --solver bfgs --warmup lbfgs:5", "--warmup 'lbfgs:5'");
+  expect_one_line_error("train --solver bfgs --warmup adam:0", "N >= 1");
+  expect_one_line_error("train --solver adam --warmup adam:5", "must differ from the main one");
+  expect_one_line_error("train --solver bfgs --warmup-lr 0", "--warmup-lr must be > 0");
+  expect_one_line_error("train --solver bfgs --dense-memory-limit -1", "--dense-memory-limit must be >= 0");
+  // 0.01 MB is too small for the 600-parameter network's H: refused with the sizes.
+  expect_one_line_error("train --problem poisson1d --solver bfgs --depth 2 --width 20 --dense-memory-limit 0.01",
+                        "the dense inverse Hessian of");
+}
+
+TEST(Cli, ATimeLimitWithoutEpochsRunsUntilTheLimit) {
+  fs::path out = scratch("time_limit") / "run";
+  Outcome o = run_cli("train --problem poisson1d --solver adam --time-limit 1.5" + kFast + "--out " + out.string());
+  ASSERT_EQ(o.status, 0) << o.err;
+  auto summary = nlohmann::json::parse(slurp(out / "summary.json"));
+  EXPECT_EQ(summary["termination"], "time_limit");
+  EXPECT_GT(summary["iterations"].get<int64_t>(), 100);  // past the default --epochs 100
+  // An explicit --epochs still ends the run first.
+  o = run_cli("train --problem poisson1d --solver adam --time-limit 100 --epochs 5" + kFast + "--out " +
+              (out.parent_path() / "epochs").string());
+  ASSERT_EQ(o.status, 0) << o.err;
+  EXPECT_EQ(nlohmann::json::parse(slurp(out.parent_path() / "epochs" / "summary.json"))["iterations"], 5);
+}
