@@ -1,20 +1,38 @@
 #!/usr/bin/python3
 """The Allen-Cahn PINN of ddtrain, written as a plain PyTorch program (the comparison side of
-bench/run_allen_cahn_vs_pytorch.sh).
+bench/run_allen_cahn_vs_pytorch.sh and bench/allen_cahn_equal_time.sh).
 
 Same equation (u_t - 1e-4 u_xx + 5 u^3 - 5 u = 0), same hard constraints
-(u = x^2 cos(pi x) + t N(cos(pi x), sin(pi x), t)), same network (ResNet: lift, depth-1 residual
-tanh blocks, linear output; Xavier-normal weights, zero biases), same number of uniformly drawn
-collocation points and precision. Derivatives by nested torch.autograd.grad (create_graph), the
-usual PyTorch PINN; --derivatives taylor runs the forward Taylor-mode residual instead (the
-algorithm ddtrain uses by default), to separate algorithm from framework.
+(u = x^2 cos(pi x) + t N(cos(pi x), sin(pi x), t)), same networks, same number of uniformly
+drawn collocation points and precision. Derivatives by nested torch.autograd.grad
+(create_graph), the usual PyTorch PINN; --derivatives taylor runs the forward Taylor-mode
+residual instead (the algorithm ddtrain uses by default), to separate algorithm from framework.
+
+Networks (--model, --depth, --width; Xavier-normal weights, zero biases):
+  resnet  (default) lift Linear(3, width) + tanh, then depth-1 residual blocks h + tanh(W h + b),
+          linear output; depth 6, width 40 by default
+  fc      depth hidden Linear(., width) + tanh layers, linear output
+Both take (cos(pi x), sin(pi x), t) and both have a Taylor-mode forward_jet (value, d/dx, d/dt,
+d2/dx2 pushed through each layer; the fc one is the resnet one without the skip connection).
 
 Modes:
-  bench       time one L-BFGS iteration (torch.optim.LBFGS, strong_wolfe, many iterations per
-              step() call) and one Adam step per N_f; prints CSV rows
-  time-limit  train with L-BFGS for --time-limit seconds, then print the rel. L2 error on the
-              reference grid of --reference (a .mat file with x, tt, uu as written by
-              `ddtrain reference allen_cahn`) as JSON
+  bench       time one L-BFGS iteration (torch.optim.LBFGS, strong_wolfe, --history pairs, many
+              iterations per step() call) and one Adam step per N_f; prints CSV rows
+  time-limit  train for --time-limit seconds of training time, then print one JSON line with
+              the rel. L2 error on the reference grid of --reference (a .mat file with x, tt, uu
+              as written by `ddtrain reference allen_cahn`). The error is also evaluated every
+              --metric-every seconds of training time (the evaluations are not on the training
+              clock); "time_to" in the JSON gives the first training time at which it was
+              <= 1e-2, 1e-3 and 1e-4 (null if never), "metric_history" all [time, error] pairs.
+              --optimizer lbfgs (default): torch.optim.LBFGS, strong_wolfe, --history pairs,
+                lr 1, tolerance_grad 1e-12, tolerance_change 1e-9, --chunk iterations per
+                step() call (time limit, metric and RAD are checked between step() calls; with
+                --rad-every K the chunk becomes gcd(--chunk, K)).
+              --optimizer adam: torch.optim.Adam with --lr, one step per closure.
+              --rad-every K (0 = off): every K iterations/steps redraw the N_f collocation
+                points by RAD: 10 N_f uniform candidates, p = |r|/mean|r| + --rad-c, N_f drawn
+                without replacement (torch.multinomial); the optimizer (L-BFGS memory, Adam
+                moments) is kept.
 """
 import argparse
 import json
@@ -26,17 +44,36 @@ import time
 import torch
 
 
+def _init_xavier(module):
+    for p in module.parameters():
+        if p.dim() == 2:
+            torch.nn.init.xavier_normal_(p)
+        else:
+            torch.nn.init.zeros_(p)
+
+
+def _jet_linear(layer, s):
+    """Affine layer on a jet: the bias only enters the value, the weights act on every part."""
+    z = s.reshape(-1, s.shape[-1]) @ layer.weight.t()
+    z = z.view(s.shape[0], s.shape[1], -1)
+    return torch.cat([(z[0] + layer.bias).unsqueeze(0), z[1:]])
+
+
+def _jet_tanh(z):
+    """tanh on a jet [value, d/dx, d/dt, d2/dx2]."""
+    a = torch.tanh(z[0])
+    d1 = 1 - a * a
+    d2 = -2 * a * d1
+    return torch.cat([a.unsqueeze(0), d1 * z[1:3], (d1 * z[3] + d2 * z[1] * z[1]).unsqueeze(0)])
+
+
 class ResNet(torch.nn.Module):
     def __init__(self, inputs=3, outputs=1, depth=6, width=40):
         super().__init__()
         self.units = torch.nn.ModuleList(
             [torch.nn.Linear(inputs if k == 0 else width, width) for k in range(depth)])
         self.output = torch.nn.Linear(width, outputs)
-        for p in self.parameters():
-            if p.dim() == 2:
-                torch.nn.init.xavier_normal_(p)
-            else:
-                torch.nn.init.zeros_(p)
+        _init_xavier(self)
 
     def forward(self, x):
         h = torch.tanh(self.units[0](x))
@@ -46,31 +83,50 @@ class ResNet(torch.nn.Module):
 
     def forward_jet(self, stacked):
         """Taylor mode: stacked = (4, n, k) = [value, d/dx, d/dt, d2/dx2]."""
-        def linear(layer, s):
-            z = s.reshape(-1, s.shape[-1]) @ layer.weight.t()
-            z = z.view(s.shape[0], s.shape[1], -1)
-            return torch.cat([(z[0] + layer.bias).unsqueeze(0), z[1:]])
-
-        def act(z):
-            a = torch.tanh(z[0])
-            d1 = 1 - a * a
-            d2 = -2 * a * d1
-            return torch.cat([a.unsqueeze(0), d1 * z[1:3], (d1 * z[3] + d2 * z[1] * z[1]).unsqueeze(0)])
-
-        h = act(linear(self.units[0], stacked))
+        h = _jet_tanh(_jet_linear(self.units[0], stacked))
         for unit in self.units[1:]:
-            h = h + act(linear(unit, h))
-        return linear(self.output, h)
+            h = h + _jet_tanh(_jet_linear(unit, h))
+        return _jet_linear(self.output, h)
+
+
+class FC(torch.nn.Module):
+    def __init__(self, inputs=3, outputs=1, depth=6, width=40):
+        super().__init__()
+        self.layers = torch.nn.ModuleList(
+            [torch.nn.Linear(inputs if k == 0 else width, width) for k in range(depth)])
+        self.output = torch.nn.Linear(width, outputs)
+        _init_xavier(self)
+
+    def forward(self, x):
+        h = x
+        for layer in self.layers:
+            h = torch.tanh(layer(h))
+        return self.output(h)
+
+    def forward_jet(self, stacked):
+        """Taylor mode: stacked = (4, n, k) = [value, d/dx, d/dt, d2/dx2]."""
+        h = stacked
+        for layer in self.layers:
+            h = _jet_tanh(_jet_linear(layer, h))
+        return _jet_linear(self.output, h)
+
+
+MODELS = {"resnet": ResNet, "fc": FC}
+
+
+def uniform_points(n, dtype):
+    return torch.rand(n, 2, dtype=dtype) * torch.tensor([2.0, 1.0], dtype=dtype) \
+        - torch.tensor([1.0, 0.0], dtype=dtype)
 
 
 class AllenCahn:
     nu, r = 1e-4, 5.0
 
-    def __init__(self, nf, dtype, seed, derivatives):
+    def __init__(self, nf, dtype, seed, derivatives, model="resnet", depth=6, width=40):
         torch.manual_seed(seed)
-        self.model = ResNet().to(dtype)
-        self.points = torch.rand(nf, 2, dtype=dtype) * torch.tensor([2.0, 1.0], dtype=dtype) \
-            - torch.tensor([1.0, 0.0], dtype=dtype)
+        self.model = MODELS[model](depth=depth, width=width).to(dtype)
+        self.dtype = dtype
+        self.points = uniform_points(nf, dtype)
         self.derivatives = derivatives
 
     def predict(self, xt):
@@ -78,16 +134,16 @@ class AllenCahn:
         features = torch.cat([torch.cos(math.pi * x), torch.sin(math.pi * x), t], 1)
         return (x * x * torch.cos(math.pi * x) + t * self.model(features)).reshape(-1)
 
-    def residual_autograd(self):
-        xt = self.points.clone().requires_grad_(True)
+    def residual_autograd(self, points):
+        xt = points.clone().requires_grad_(True)
         u = self.predict(xt)
         du = torch.autograd.grad(u, xt, torch.ones_like(u), create_graph=True)[0]
         u_x, u_t = du[:, 0], du[:, 1]
         u_xx = torch.autograd.grad(u_x, xt, torch.ones_like(u_x), create_graph=True)[0][:, 0]
         return u_t - self.nu * u_xx + self.r * (u ** 3 - u)
 
-    def residual_taylor(self):
-        x, t = self.points[:, :1], self.points[:, 1:]
+    def residual_taylor(self, points):
+        x, t = points[:, :1], points[:, 1:]
         pi = math.pi
         c, s = torch.cos(pi * x), torch.sin(pi * x)
         zero, one = torch.zeros_like(x), torch.ones_like(x)
@@ -101,15 +157,40 @@ class AllenCahn:
         u_xx = 2 * c - 4 * pi * x * s - pi * pi * x2 * c + t * n[3]
         return (u_t - self.nu * u_xx + self.r * (u ** 3 - u)).reshape(-1)
 
+    def residual(self, points):
+        if self.derivatives == "taylor":
+            return self.residual_taylor(points)
+        return self.residual_autograd(points)
+
     def loss(self):
-        r = self.residual_taylor() if self.derivatives == "taylor" else self.residual_autograd()
-        return r.square().mean()
+        return self.residual(self.points).square().mean()
+
+    def abs_residual(self, points, block=16384):
+        """|r| at points, without a graph (in blocks to bound memory)."""
+        out = []
+        for chunk in points.split(block):
+            if self.derivatives == "taylor":
+                with torch.no_grad():
+                    out.append(self.residual_taylor(chunk).abs())
+            else:
+                with torch.enable_grad():
+                    out.append(self.residual_autograd(chunk).detach().abs())
+        return torch.cat(out)
+
+    def resample_rad(self, c):
+        """RAD (k = 1): nf points out of 10 nf uniform candidates, p = |r|/mean|r| + c."""
+        nf = self.points.shape[0]
+        candidates = uniform_points(10 * nf, self.dtype)
+        r = self.abs_residual(candidates).double()
+        p = r / r.mean() + c
+        index = torch.multinomial(p, nf, replacement=False)
+        self.points = candidates[index].contiguous()
 
 
-def lbfgs(problem, max_iter):
+def lbfgs(problem, max_iter, history=10):
     # ddtrain's L-BFGS defaults: 10 pairs, initial step 1, strong Wolfe with 25 evaluations.
     return torch.optim.LBFGS(problem.model.parameters(), lr=1.0, max_iter=max_iter, max_eval=None,
-                             tolerance_grad=1e-12, tolerance_change=1e-9, history_size=10,
+                             tolerance_grad=1e-12, tolerance_change=1e-9, history_size=history,
                              line_search_fn="strong_wolfe")
 
 
@@ -122,15 +203,21 @@ def closure_of(problem, optimizer):
     return closure
 
 
+def make_problem(args, nf, dtype):
+    return AllenCahn(nf, dtype, args.seed, args.derivatives, args.model, args.depth, args.width)
+
+
 def bench(args, dtype):
     print(f"# pytorch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"derivatives {args.derivatives}")
+    if (args.model, args.depth, args.width) != ("resnet", 6, 40):
+        print(f"# model {args.model}, depth {args.depth}, width {args.width}")
     print("# nf,lbfgs_ms_per_iteration,lbfgs_evaluations_per_iteration,adam_ms_per_step,"
           "lbfgs_cpu_ms_per_iteration,adam_cpu_ms_per_step")
     for nf in args.nf:
-        problem = AllenCahn(nf, dtype, args.seed, args.derivatives)
+        problem = make_problem(args, nf, dtype)
         # L-BFGS: one step() call running many iterations (PyTorch's fastest way to drive it).
-        opt = lbfgs(problem, args.lbfgs_iterations)
+        opt = lbfgs(problem, args.lbfgs_iterations, args.history)
         closure = closure_of(problem, opt)
         opt.step(closure)  # warm-up (allocations, first-iteration scaling)
         n_iter0, evals0 = opt.state[opt._params[0]]["n_iter"], opt.state[opt._params[0]]["func_evals"]
@@ -141,8 +228,8 @@ def bench(args, dtype):
         iterations = state["n_iter"] - n_iter0
         evaluations = state["func_evals"] - evals0
         # Adam: median of single steps.
-        problem = AllenCahn(nf, dtype, args.seed, args.derivatives)
-        adam = torch.optim.Adam(problem.model.parameters(), lr=1e-3)
+        problem = make_problem(args, nf, dtype)
+        adam = torch.optim.Adam(problem.model.parameters(), lr=args.lr)
         closure = closure_of(problem, adam)
         times = []
         for k in range(args.adam_steps + 2):
@@ -158,6 +245,9 @@ def bench(args, dtype):
               f"{1e3 * adam_cpu:.3f}", flush=True)
 
 
+THRESHOLDS = (("1e-2", 1e-2), ("1e-3", 1e-3), ("1e-4", 1e-4))
+
+
 def time_limited(args, dtype):
     import scipy.io
     ref = scipy.io.loadmat(args.reference)
@@ -166,23 +256,78 @@ def time_limited(args, dtype):
     uu = torch.tensor(ref["uu"], dtype=torch.float64)  # (nx, nt)
     if uu.shape != (x.numel(), t.numel()):
         uu = uu.t()
-    problem = AllenCahn(args.nf[0], dtype, args.seed, args.derivatives)
-    opt = lbfgs(problem, args.chunk)
+    grid = torch.stack([x.repeat_interleave(t.numel()), t.repeat(x.numel())], 1).to(dtype)
+    ref_values = uu.reshape(-1)
+    ref_norm = ref_values.norm()
+
+    problem = make_problem(args, args.nf[0], dtype)
+
+    def rel_l2():
+        with torch.no_grad():
+            pred = torch.cat([problem.predict(chunk) for chunk in grid.split(16384)]).double()
+            return ((pred - ref_values).norm() / ref_norm).item()
+
+    chunk = args.chunk
+    if args.optimizer == "lbfgs":
+        if args.rad_every > 0:
+            chunk = math.gcd(chunk, args.rad_every)
+        opt = lbfgs(problem, chunk, args.history)
+    else:
+        opt = torch.optim.Adam(problem.model.parameters(), lr=args.lr)
     closure = closure_of(problem, opt)
-    start = time.perf_counter()
-    while time.perf_counter() - start < args.time_limit:
-        loss = opt.step(closure)
-    wall = time.perf_counter() - start
-    state = opt.state[opt._params[0]]
-    with torch.no_grad():
-        grid = torch.stack([x.repeat_interleave(t.numel()), t.repeat(x.numel())], 1).to(dtype)
-        pred = torch.cat([problem.predict(chunk) for chunk in grid.split(16384)]).double()
-        ref_values = uu.reshape(-1)
-        rel_l2 = ((pred - ref_values).norm() / ref_values.norm()).item()
-    print(json.dumps({"side": "pytorch", "derivatives": args.derivatives, "nf": args.nf[0],
-                      "threads": torch.get_num_threads(), "wall_s": round(wall, 2),
-                      "iterations": state["n_iter"], "evaluations": state["func_evals"],
-                      "loss": float(loss), "metric": rel_l2}))
+
+    steps = evaluations = resamples = 0  # Adam counters (L-BFGS keeps its own in its state)
+    next_rad = args.rad_every
+    time_to = {name: None for name, _ in THRESHOLDS}
+    history = []
+    loss = float("nan")
+    trained = 0.0  # training seconds before the current segment
+    next_metric = args.metric_every if args.metric_every > 0 else math.inf
+    segment = time.perf_counter()
+    while True:
+        if args.optimizer == "lbfgs":
+            loss = opt.step(closure)
+            iterations = opt.state[opt._params[0]]["n_iter"]
+        else:
+            loss = opt.step(closure)
+            steps += 1
+            evaluations += 1
+            iterations = steps
+        if args.rad_every > 0 and iterations >= next_rad:
+            problem.resample_rad(args.rad_c)
+            resamples += 1
+            next_rad = (iterations // args.rad_every + 1) * args.rad_every
+        now = trained + time.perf_counter() - segment
+        done = now >= args.time_limit
+        if done or now >= next_metric:
+            metric = rel_l2()  # off the training clock
+            history.append([round(now, 3), metric])
+            for name, value in THRESHOLDS:
+                if time_to[name] is None and metric <= value:
+                    time_to[name] = round(now, 3)
+            while next_metric <= now:
+                next_metric += args.metric_every
+            trained = now
+            segment = time.perf_counter()
+        if done:
+            break
+
+    if args.optimizer == "lbfgs":
+        state = opt.state[opt._params[0]]
+        iterations, evaluations = state["n_iter"], state["func_evals"]
+    else:
+        iterations = steps
+    print(json.dumps({"side": "pytorch", "model": args.model, "depth": args.depth,
+                      "width": args.width, "optimizer": args.optimizer,
+                      "history": args.history if args.optimizer == "lbfgs" else None,
+                      "lr": args.lr if args.optimizer == "adam" else None,
+                      "chunk": chunk if args.optimizer == "lbfgs" else None,
+                      "rad_every": args.rad_every, "rad_c": args.rad_c, "resamples": resamples,
+                      "precision": args.precision, "derivatives": args.derivatives,
+                      "nf": args.nf[0], "threads": torch.get_num_threads(),
+                      "wall_s": round(trained, 2), "iterations": iterations,
+                      "evaluations": evaluations, "loss": float(loss), "metric": history[-1][1],
+                      "time_to": time_to, "metric_history": history}))
 
 
 def main():
@@ -191,14 +336,30 @@ def main():
     p.add_argument("--nf", type=int, nargs="+", default=[2000, 10000, 40000])
     p.add_argument("--precision", choices=["float32", "float64"], default="float32")
     p.add_argument("--derivatives", choices=["autograd", "taylor"], default="autograd")
+    p.add_argument("--model", choices=sorted(MODELS), default="resnet")
+    p.add_argument("--depth", type=int, default=6,
+                   help="resnet: lift + depth-1 blocks; fc: hidden layers")
+    p.add_argument("--width", type=int, default=40)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lbfgs-iterations", type=int, default=20, help="bench: iterations timed")
     p.add_argument("--adam-steps", type=int, default=21, help="bench: Adam steps timed")
-    p.add_argument("--time-limit", type=float, default=120.0, help="time-limit mode: seconds")
+    p.add_argument("--optimizer", choices=["lbfgs", "adam"], default="lbfgs",
+                   help="time-limit mode: optimizer")
+    p.add_argument("--history", type=int, default=10, help="L-BFGS pairs kept")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--time-limit", type=float, default=120.0,
+                   help="time-limit mode: training seconds")
     p.add_argument("--chunk", type=int, default=10, help="time-limit mode: iterations per step()")
+    p.add_argument("--metric-every", type=float, default=10.0,
+                   help="time-limit mode: training seconds between rel. L2 evaluations")
+    p.add_argument("--rad-every", type=int, default=0,
+                   help="time-limit mode: RAD resampling every K iterations (0 = off)")
+    p.add_argument("--rad-c", type=float, default=0.0, help="RAD: p = |r|/mean|r| + c")
     p.add_argument("--reference", default="ref.mat", help="time-limit mode: reference .mat")
     args = p.parse_args()
+    if args.depth < 1 or args.width < 1 or args.history < 1 or args.chunk < 1 or args.rad_every < 0:
+        p.error("--depth, --width, --history and --chunk must be >= 1, --rad-every >= 0")
     torch.set_num_threads(args.threads)
     dtype = torch.float32 if args.precision == "float32" else torch.float64
     if args.mode == "bench":

@@ -68,6 +68,9 @@ void add_options(po::options_description& options) {
                   "weight of the soft initial-condition term (allen_cahn: 100)");
   add_option_once(options, "bc-weight", po::value<double>(),
                   "weight of the soft periodic-boundary terms (allen_cahn: 1)");
+  add_option_once(options, "ic-decay", po::value<double>(),
+                  "hard constraints: carry the initial condition as u0(x) exp(-c t); c = 10 lets "
+                  "its corner at x = +-1 decay as the solution's (allen_cahn: 0)");
   add_option_once(options, "diffusion", po::value<double>(),
                   "diffusion coefficient nu of the Allen-Cahn equation (allen_cahn: 1e-4)");
   add_option_once(options, "causal-epsilon", po::value<double>(),
@@ -81,6 +84,8 @@ void add_options(po::options_description& options) {
                   "stacked pass) | autograd (nested reverse mode) (allen_cahn: auto)");
   add_option_once(options, "reference", po::value<std::string>(),
                   "reference solution FILE.mat (x, tt, uu); default: computed (allen_cahn)");
+  add_option_once(options, "fourier-modes", po::value<int64_t>(),
+                  "hard constraints: N takes cos(k pi x), sin(k pi x), k = 1..K, and t (allen_cahn: 1)");
   add_option_once(options, "model", po::value<std::string>(),
                   "network: resnet|fc (allen_cahn: resnet)");
   add_option_once(options, "depth", po::value<int64_t>(),
@@ -108,10 +113,12 @@ ProblemPtr make(const po::variables_map& vm, const RunSetup& setup) {
   o.ic_weight = double_option(vm, "ic-weight", o.ic_weight);
   o.bc_weight = double_option(vm, "bc-weight", o.bc_weight);
   o.diffusion = double_option(vm, "diffusion", o.diffusion);
+  o.ic_decay = double_option(vm, "ic-decay", o.ic_decay);
   o.causal_epsilon = double_option(vm, "causal-epsilon", o.causal_epsilon);
   o.causal_bins = integer_option(vm, "causal-bins", o.causal_bins);
   o.derivatives = parse_derivatives(string_option(vm, "derivatives", to_string(o.derivatives)));
   o.reference_path = string_option(vm, "reference", o.reference_path);
+  o.fourier_modes = integer_option(vm, "fourier-modes", o.fourier_modes);
   o.model = string_option(vm, "model", o.model);
   o.depth = integer_option(vm, "depth", o.depth);
   o.width = integer_option(vm, "width", o.width);

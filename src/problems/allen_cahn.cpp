@@ -108,6 +108,12 @@ std::string AllenCahnOptions::validate() const {
   if (!(causal_epsilon >= 0) || !std::isfinite(causal_epsilon))
     return "--causal-epsilon must be finite and >= 0 (0 = off)";
   if (std::string e = check_positive(causal_bins, "--causal-bins"); !e.empty()) return e;
+  if (!(ic_decay >= 0) || !std::isfinite(ic_decay)) return "--ic-decay must be finite and >= 0";
+  if (ic_decay > 0 && constraints != Constraints::kHard)
+    return "--ic-decay applies to hard constraints (the carrier of the exact initial condition)";
+  if (fourier_modes < 1 || fourier_modes > 64) return "--fourier-modes must be in [1, 64]";
+  if (fourier_modes > 1 && constraints != Constraints::kHard)
+    return "--fourier-modes applies to hard constraints (the soft network takes (x, t))";
   if (model != "resnet" && model != "fc") return "--model must be resnet or fc, got '" + model + "'";
   if (std::string e = check_positive(depth, "--depth"); !e.empty()) return e;
   if (std::string e = check_positive(width, "--width"); !e.empty()) return e;
@@ -259,7 +265,7 @@ void AllenCahnProblem::adapt_points(int64_t round) {
 }
 
 void AllenCahnProblem::build_model() {
-  const int64_t inputs = options_.constraints == Constraints::kHard ? 3 : 2;
+  const int64_t inputs = options_.constraints == Constraints::kHard ? 2 * options_.fourier_modes + 1 : 2;
   LayerOf layer_of = top_level_layer;
   std::optional<FusedTanhNetwork> fused_network;
   if (options_.model == "resnet") {
@@ -289,7 +295,7 @@ void AllenCahnProblem::build_model() {
   if (derivatives_ == Derivatives::kFused)
     fused_loss_ = std::make_unique<FusedAllenCahnLoss>(
         *fused_network,
-        FusedAllenCahnOptions{options_.diffusion, options_.reaction, options_.fused_chunk});
+        FusedAllenCahnOptions{options_.diffusion, options_.reaction, options_.fused_chunk, options_.ic_decay});
 }
 
 void AllenCahnProblem::sample(int64_t round) {
@@ -343,8 +349,15 @@ torch::Tensor AllenCahnProblem::predict(const torch::Tensor& xt) {
   const torch::Tensor points = xt.to(options_.device, options_.dtype);
   if (options_.constraints == Constraints::kSoft) return network_(points).reshape({-1});
   const torch::Tensor x = points.narrow(1, 0, 1), t = points.narrow(1, 1, 1);
-  const torch::Tensor features = torch::cat({torch::cos(kPi * x), torch::sin(kPi * x), t}, 1);
-  return (allen_cahn_initial_condition(x) + t * network_(features)).reshape({-1});
+  std::vector<torch::Tensor> features;
+  for (int64_t k = 1; k <= options_.fourier_modes; ++k) {
+    features.push_back(torch::cos(kPi * k * x));
+    features.push_back(torch::sin(kPi * k * x));
+  }
+  features.push_back(t);
+  torch::Tensor carrier = allen_cahn_initial_condition(x);
+  if (options_.ic_decay > 0) carrier = carrier * torch::exp(-options_.ic_decay * t);
+  return (carrier + t * network_(torch::cat(features, 1))).reshape({-1});
 }
 
 SpaceTimeJet AllenCahnProblem::predict_jet(const torch::Tensor& xt, bool with_t, bool with_xx) {
@@ -362,15 +375,38 @@ SpaceTimeJet AllenCahnProblem::predict_jet(const torch::Tensor& xt, bool with_t,
   const torch::Tensor x = points.narrow(1, 0, 1), t = points.narrow(1, 1, 1);
   const torch::Tensor c = torch::cos(kPi * x), s = torch::sin(kPi * x);
   const torch::Tensor zero = torch::zeros_like(x);
+  // Features cos(k pi x), sin(k pi x) (k = 1..K), t and their x, t and xx derivatives.
+  std::vector<torch::Tensor> value, dx, dt, dxx;
+  for (int64_t k = 1; k <= options_.fourier_modes; ++k) {
+    const double w = kPi * static_cast<double>(k);
+    const torch::Tensor ck = k == 1 ? c : torch::cos(w * x), sk = k == 1 ? s : torch::sin(w * x);
+    value.insert(value.end(), {ck, sk});
+    dx.insert(dx.end(), {-w * sk, w * ck});
+    dt.insert(dt.end(), {zero, zero});
+    dxx.insert(dxx.end(), {-w * w * ck, -w * w * sk});
+  }
+  value.push_back(t);
+  dx.push_back(zero);
+  dt.push_back(torch::ones_like(x));
+  dxx.push_back(zero);
   SpaceTimeJet features;
-  features.value = torch::cat({c, s, t}, 1);
-  features.x = torch::cat({-kPi * s, kPi * c, zero}, 1);
-  if (with_t) features.t = torch::cat({zero, zero, torch::ones_like(x)}, 1);
-  if (with_xx) features.xx = torch::cat({-kPi * kPi * c, -kPi * kPi * s, zero}, 1);
+  features.value = torch::cat(value, 1);
+  features.x = torch::cat(dx, 1);
+  if (with_t) features.t = torch::cat(dt, 1);
+  if (with_xx) features.xx = torch::cat(dxx, 1);
   const SpaceTimeJet n = network_jet_(features);
 
   SpaceTimeJet u;
   const torch::Tensor x2 = x * x;
+  if (options_.ic_decay > 0) {  // carrier u0(x) e^{-c t}
+    const double decay = options_.ic_decay;
+    const torch::Tensor e = torch::exp(-decay * t), u0 = x2 * c;
+    u.value = (u0 * e + t * n.value).reshape({-1});
+    u.x = ((2 * x * c - kPi * x2 * s) * e + t * n.x).reshape({-1});
+    if (with_t) u.t = (n.value + t * n.t - decay * u0 * e).reshape({-1});
+    if (with_xx) u.xx = ((2 * c - 4 * kPi * x * s - kPi * kPi * x2 * c) * e + t * n.xx).reshape({-1});
+    return u;
+  }
   u.value = (x2 * c + t * n.value).reshape({-1});
   u.x = (2 * x * c - kPi * x2 * s + t * n.x).reshape({-1});
   if (with_t) u.t = (n.value + t * n.t).reshape({-1});

@@ -16,14 +16,17 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 constexpr int64_t kSlots = 4;     // value, d/dx, d/dt, d2/dx2
-constexpr int64_t kFeatures = 3;  // cos(pi x), sin(pi x), t
+
+/// Inputs of the network: cos(k pi x), sin(k pi x) for k = 1..K, then t (2K + 1).
+int64_t features_of(const FusedTanhNetwork& network) { return network.hidden.front()->weight.size(1); }
 
 bool fusable(const FusedTanhNetwork& network) {
   auto has_bias = [](const torch::nn::Linear& layer) { return layer && layer->bias.defined(); };
   if (network.hidden.empty() || !has_bias(network.output) || network.output->weight.size(0) != 1)
     return false;
   const int64_t width = network.hidden.front()->weight.size(0);
-  int64_t inputs = kFeatures;
+  int64_t inputs = features_of(network);
+  if (inputs < 3 || inputs % 2 == 0) return false;
   for (const torch::nn::Linear& layer : network.hidden) {
     if (!has_bias(layer) || layer->weight.size(1) != inputs || layer->weight.size(0) != width)
       return false;
@@ -69,13 +72,14 @@ struct FusedWorkspace {
 
   // (4 b, cols) views for chunks of `viewed` points, rebuilt only when b changes.
   int64_t viewed = -1;
+  int64_t feature_count = 0;
   torch::Tensor features_v, y_v, gy_v, g_v, g_next_v, gz_v;
   std::vector<torch::Tensor> z_v, a_v, h_v;  // h_v[l] is a_v[l] where h = a
 
   FusedWorkspace(const FusedTanhNetwork& network, int64_t points, const torch::TensorOptions& options)
-      : capacity(points) {
+      : capacity(points), feature_count(features_of(network)) {
     const int64_t width = network.hidden.front()->weight.size(0), stack = kSlots * points;
-    features = torch::empty({stack * kFeatures}, options);
+    features = torch::empty({stack * features_of(network)}, options);
     trig = torch::empty({2 * points}, options);
     y = torch::empty({stack}, options);
     gy = torch::empty({stack}, options);
@@ -92,7 +96,7 @@ struct FusedWorkspace {
   void view(int64_t b, int64_t width) {
     if (b == viewed) return;
     viewed = b;
-    features_v = rows(features, b, kFeatures);
+    features_v = rows(features, b, feature_count);
     y_v = rows(y, b, 1);
     gy_v = rows(gy, b, 1);
     g_v = rows(g, b, width);
@@ -194,22 +198,34 @@ void run_chunk(const FusedTanhNetwork& network, const FusedAllenCahnOptions& opt
   const T pi = static_cast<T>(kPi);
   ws.view(b, width);
 
-  // Hard-constraint features (cos pi x, sin pi x, t) and their x, t and xx derivatives.
+  // Hard-constraint features cos(k pi x), sin(k pi x) (k = 1..K), t and their x, t and xx
+  // derivatives; trig keeps cos(pi x), sin(pi x) for the residual.
+  const int64_t features = ws.feature_count, modes = (features - 1) / 2;
   T* f = ws.features.data_ptr<T>();
   T* trig = ws.trig.data_ptr<T>();
   for (int64_t i = 0; i < b; ++i) {
     const T x = points[2 * i], t = points[2 * i + 1];
-    const T c = std::cos(pi * x), s = std::sin(pi * x);
-    trig[i] = c;
-    trig[b + i] = s;
-    T* value = f + kFeatures * i;
-    T* dx = value + kFeatures * b;
-    T* dt = dx + kFeatures * b;
-    T* dxx = dt + kFeatures * b;
-    value[0] = c, value[1] = s, value[2] = t;
-    dx[0] = -pi * s, dx[1] = pi * c, dx[2] = 0;
-    dt[0] = 0, dt[1] = 0, dt[2] = 1;
-    dxx[0] = -pi * pi * c, dxx[1] = -pi * pi * s, dxx[2] = 0;
+    T* value = f + features * i;
+    T* dx = value + features * b;
+    T* dt = dx + features * b;
+    T* dxx = dt + features * b;
+    for (int64_t k = 1; k <= modes; ++k) {
+      const T w = pi * static_cast<T>(k);
+      const T c = std::cos(w * x), s = std::sin(w * x);
+      if (k == 1) trig[i] = c, trig[b + i] = s;
+      T* v = value + 2 * (k - 1);
+      T* vx = dx + 2 * (k - 1);
+      T* vt = dt + 2 * (k - 1);
+      T* vxx = dxx + 2 * (k - 1);
+      v[0] = c, v[1] = s;
+      vx[0] = -w * s, vx[1] = w * c;
+      vt[0] = 0, vt[1] = 0;
+      vxx[0] = -w * w * c, vxx[1] = -w * w * s;
+    }
+    value[features - 1] = t;
+    dx[features - 1] = 0;
+    dt[features - 1] = 1;
+    dxx[features - 1] = 0;
   }
 
   // Forward: z = W h on all slots, a = the tanh jet of z + b, h = a or h_prev + a; above the
@@ -240,10 +256,11 @@ void run_chunk(const FusedTanhNetwork& network, const FusedAllenCahnOptions& opt
   const torch::Tensor& top = ws.h_v[layers - 1];
   at::mm_out(ws.y_v, top, network.output->weight.t());
 
-  // u = x^2 cos(pi x) + t N and its derivatives, the residual, the loss, dloss/dN per slot.
+  // u = x^2 cos(pi x) e^{-decay t} + t N and its derivatives, the residual, the loss, dloss/dN per slot.
   const T* y = ws.y.data_ptr<T>();
   T* gy = ws.gy.data_ptr<T>();
   const T nu = static_cast<T>(options.diffusion), reaction = static_cast<T>(options.reaction);
+  const T decay = static_cast<T>(options.ic_decay);
   const T out_bias = network.output->bias.data_ptr<T>()[0];
   const T twice_scale = static_cast<T>(2 * scale);
   const bool with_gradient = !ws.gradients.empty();
@@ -252,9 +269,12 @@ void run_chunk(const FusedTanhNetwork& network, const FusedAllenCahnOptions& opt
     const T x = points[2 * i], t = points[2 * i + 1], c = trig[i], s = trig[b + i];
     const T n = y[i] + out_bias, n_t = y[2 * b + i], n_xx = y[3 * b + i];
     const T x2 = x * x;
-    const T u = x2 * c + t * n;
-    const T u_t = n + t * n_t;
-    const T u_xx = 2 * c - 4 * pi * x * s - pi * pi * x2 * c + t * n_xx;
+    // The initial-condition carrier u0(x) e^{-decay t} (e = 1 exactly without decay).
+    const T e = decay == 0 ? T(1) : std::exp(-decay * t);
+    const T u0 = x2 * c;
+    const T u = u0 * e + t * n;
+    const T u_t = n + t * n_t - decay * u0 * e;
+    const T u_xx = (2 * c - 4 * pi * x * s - pi * pi * x2 * c) * e + t * n_xx;
     const T r = u_t - nu * u_xx + reaction * (u * u * u - u);
     const T w = weights ? weights[i] : T(1);
     if (residuals) residuals[i] = r;
@@ -328,7 +348,7 @@ FusedAllenCahnLoss::FusedAllenCahnLoss(FusedTanhNetwork network, FusedAllenCahnO
       options_(options),
       frozen_cache_(std::make_unique<detail::FrozenLayersCache>()) {
   DDTRAIN_CHECK(fusable(network_), InvalidArgument,
-                "the fused Allen–Cahn loss needs a tanh network with biases, 3 inputs, equal "
+                "the fused Allen–Cahn loss needs a tanh network with biases, 2K + 1 inputs, equal "
                 "hidden widths and 1 output");
   DDTRAIN_CHECK(options_.chunk >= 1, InvalidArgument, "the fused loss's chunk must be >= 1");
 }

@@ -383,5 +383,52 @@ TEST(FusedAllenCahn, AutoFallsBackToTaylorAndAnExplicitFusedRequestIsCheckedClea
   }
 }
 
+TEST(FusedAllenCahn, FourierModesAndIcDecayGiveTheTaylorAndAutogradLossAndGradient) {
+  const reference::ReferenceField reference = tiny_reference();
+  for (const std::string model : {"resnet", "fc"}) {
+    auto options = [&](Derivatives derivatives) {
+      AllenCahnOptions o = tiny_options(Constraints::kHard, model, derivatives);
+      o.fourier_modes = 3;
+      o.ic_decay = 10;
+      return o;
+    };
+    AllenCahnProblem fused(options(Derivatives::kAuto), reference);
+    AllenCahnProblem taylor(options(Derivatives::kTaylor), reference);
+    AllenCahnProblem autograd(options(Derivatives::kAutograd), reference);
+    ASSERT_EQ(fused.derivatives(), Derivatives::kFused) << model;
+    ASSERT_EQ(fused.parameters().size(), taylor.parameters().size());
+    // 7 inputs: the first layer has 7 * width weights.
+    EXPECT_EQ(fused.model().parameters()[0].size(1), 7) << model;
+    LocalObjective f_fused(fused.parameters(), [&] { return fused.loss({}); });
+    LocalObjective f_taylor(taylor.parameters(), [&] { return taylor.loss({}); });
+    LocalObjective f_autograd(autograd.parameters(), [&] { return autograd.loss({}); });
+    const torch::Tensor x = fused.parameters().values().clone() * 1.3;
+    torch::Tensor g_fused = torch::zeros_like(x), g_taylor = torch::zeros_like(x), g_autograd = torch::zeros_like(x);
+    const double l_fused = f_fused.evaluate(x, &g_fused), l_taylor = f_taylor.evaluate(x, &g_taylor);
+    const double l_autograd = f_autograd.evaluate(x, &g_autograd);
+    EXPECT_NEAR(l_fused, l_taylor, 1e-12 * l_taylor) << model;
+    EXPECT_NEAR(l_autograd, l_taylor, 1e-12 * l_taylor) << model;
+    EXPECT_LT(relative_error(g_fused, g_taylor), 1e-12) << model;
+    EXPECT_LT(relative_error(g_autograd, g_taylor), 1e-12) << model;
+    // Still exactly periodic in x and exact at t = 0.
+    const torch::Tensor t = torch::linspace(0, 1, 23, torch::kFloat64);
+    const torch::Tensor left = fused.predict(torch::stack({-torch::ones_like(t), t}, 1));
+    const torch::Tensor right = fused.predict(torch::stack({torch::ones_like(t), t}, 1));
+    EXPECT_LT((left - right).abs().max().item<double>(), 1e-14) << model;
+    const torch::Tensor xs = torch::linspace(-1, 1, 41, torch::kFloat64);
+    const torch::Tensor u0 = fused.predict(torch::stack({xs, torch::zeros_like(xs)}, 1));
+    EXPECT_LT((u0 - xs * xs * torch::cos(M_PI * xs)).abs().max().item<double>(), 1e-15) << model;
+  }
+  AllenCahnOptions soft = tiny_options(Constraints::kSoft, "fc", Derivatives::kAuto);
+  soft.fourier_modes = 2;
+  EXPECT_NE(soft.validate().find("--fourier-modes applies to hard constraints"), std::string::npos);
+  AllenCahnOptions zero = tiny_options(Constraints::kHard, "fc", Derivatives::kAuto);
+  zero.fourier_modes = 0;
+  EXPECT_NE(zero.validate().find("--fourier-modes must be in [1, 64]"), std::string::npos);
+  soft.fourier_modes = 1;
+  soft.ic_decay = 10;
+  EXPECT_NE(soft.validate().find("--ic-decay applies to hard constraints"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace ddtrain

@@ -4,7 +4,8 @@
 //
 // The mathematics is that of Taylor mode (ddtrain/models/taylor.hpp): u, u_x, u_t, u_xx are
 // pushed forward through the network as four stacked slots, the residual
-//   r = u_t - nu u_xx + r (u^3 - u),   u = x^2 cos(pi x) + t N(cos(pi x), sin(pi x), t),
+//   r = u_t - nu u_xx + r (u^3 - u),   u = x^2 cos(pi x) e^{-c t} + t N(cos(k pi x), sin(k pi x), t),
+// k = 1..K (K Fourier modes, 2K + 1 inputs),
 // is formed and loss = scale * sum_i r_i^2. The difference is how it is executed: the points
 // are processed in chunks small enough for every layer's activations to stay in cache; each
 // chunk runs forward, forms dloss/dr and backpropagates by hand (the same chain rule autograd
@@ -36,13 +37,13 @@ class FusedLossFunction;   // the custom autograd Function (allen_cahn_fused.cpp
 
 /// The layers of a tanh network as the fused loss walks them.
 struct FusedTanhNetwork {
-  std::vector<torch::nn::Linear> hidden;  ///< each followed by tanh; the first takes 3 features
+  std::vector<torch::nn::Linear> hidden;  ///< each followed by tanh; the first takes 2K + 1 features
   torch::nn::Linear output{nullptr};      ///< linear output, one unit
   bool residual = false;                  ///< ResNet: h_l = h_{l-1} + tanh(W_l h_{l-1} + b_l), l >= 1
 
   /// The ResNet's units and output (residual), or the fully connected network's hidden and
   /// output layers; std::nullopt if the network is not fusable (activation other than tanh,
-  /// a layer without bias, input width other than 3, output width other than 1,
+  /// a layer without bias, input width not 2K + 1 >= 3, output width other than 1,
   /// hidden layers of different widths).
   static std::optional<FusedTanhNetwork> of(ResNetImpl& network);
   static std::optional<FusedTanhNetwork> of(FullyConnectedImpl& network);
@@ -54,6 +55,7 @@ struct FusedAllenCahnOptions {
   /// Points per chunk. 256 keeps a ResNet 6 x 40's four slots of pre-activations, activations
   /// and layer outputs (float32) near 1 MiB; measured in bench/RESULTS-allen-cahn.md.
   int64_t chunk = 256;
+  double ic_decay = 0.0;  ///< c of the carrier u0(x) e^{-c t} (AllenCahnOptions::ic_decay)
 };
 
 /// Evaluates scale * sum_i w_i r_i^2 at points (n, 2) = (x, t) of the network's dtype on the
