@@ -3,7 +3,8 @@
 bench/run_allen_cahn_vs_pytorch.sh and bench/allen_cahn_equal_time.sh).
 
 Same equation (u_t - 1e-4 u_xx + 5 u^3 - 5 u = 0), same hard constraints
-(u = x^2 cos(pi x) + t N(cos(pi x), sin(pi x), t)), same networks, same number of uniformly
+(u = x^2 cos(pi x) exp(-c t) + t N(cos(pi x), sin(pi x), t), c = --ic-decay, default 0), same
+networks, same number of uniformly
 drawn collocation points and precision. Derivatives by nested torch.autograd.grad
 (create_graph), the usual PyTorch PINN; --derivatives taylor runs the forward Taylor-mode
 residual instead (the algorithm ddtrain uses by default), to separate algorithm from framework.
@@ -122,8 +123,9 @@ def uniform_points(n, dtype):
 class AllenCahn:
     nu, r = 1e-4, 5.0
 
-    def __init__(self, nf, dtype, seed, derivatives, model="resnet", depth=6, width=40):
+    def __init__(self, nf, dtype, seed, derivatives, model="resnet", depth=6, width=40, ic_decay=0.0):
         torch.manual_seed(seed)
+        self.ic_decay = ic_decay  # carrier x^2 cos(pi x) exp(-c t), as ddtrain's --ic-decay
         self.model = MODELS[model](depth=depth, width=width).to(dtype)
         self.dtype = dtype
         self.points = uniform_points(nf, dtype)
@@ -132,7 +134,8 @@ class AllenCahn:
     def predict(self, xt):
         x, t = xt[:, :1], xt[:, 1:]
         features = torch.cat([torch.cos(math.pi * x), torch.sin(math.pi * x), t], 1)
-        return (x * x * torch.cos(math.pi * x) + t * self.model(features)).reshape(-1)
+        carrier = x * x * torch.cos(math.pi * x) * torch.exp(-self.ic_decay * t)
+        return (carrier + t * self.model(features)).reshape(-1)
 
     def residual_autograd(self, points):
         xt = points.clone().requires_grad_(True)
@@ -152,9 +155,10 @@ class AllenCahn:
                                torch.cat([-pi * pi * c, -pi * pi * s, zero], 1)])
         n = self.model.forward_jet(stacked)
         x2 = x * x
-        u = x2 * c + t * n[0]
-        u_t = n[0] + t * n[2]
-        u_xx = 2 * c - 4 * pi * x * s - pi * pi * x2 * c + t * n[3]
+        e = torch.exp(-self.ic_decay * t)
+        u = x2 * c * e + t * n[0]
+        u_t = n[0] + t * n[2] - self.ic_decay * x2 * c * e
+        u_xx = (2 * c - 4 * pi * x * s - pi * pi * x2 * c) * e + t * n[3]
         return (u_t - self.nu * u_xx + self.r * (u ** 3 - u)).reshape(-1)
 
     def residual(self, points):
@@ -204,7 +208,8 @@ def closure_of(problem, optimizer):
 
 
 def make_problem(args, nf, dtype):
-    return AllenCahn(nf, dtype, args.seed, args.derivatives, args.model, args.depth, args.width)
+    return AllenCahn(nf, dtype, args.seed, args.derivatives, args.model, args.depth, args.width,
+                     args.ic_decay)
 
 
 def bench(args, dtype):
@@ -317,7 +322,7 @@ def time_limited(args, dtype):
         iterations, evaluations = state["n_iter"], state["func_evals"]
     else:
         iterations = steps
-    print(json.dumps({"side": "pytorch", "model": args.model, "depth": args.depth,
+    print(json.dumps({"side": "pytorch", "model": args.model, "depth": args.depth, "ic_decay": args.ic_decay,
                       "width": args.width, "optimizer": args.optimizer,
                       "history": args.history if args.optimizer == "lbfgs" else None,
                       "lr": args.lr if args.optimizer == "adam" else None,
@@ -340,6 +345,8 @@ def main():
     p.add_argument("--depth", type=int, default=6,
                    help="resnet: lift + depth-1 blocks; fc: hidden layers")
     p.add_argument("--width", type=int, default=40)
+    p.add_argument("--ic-decay", type=float, default=0.0,
+                   help="carry the initial condition as x^2 cos(pi x) exp(-c t) (ddtrain's --ic-decay)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lbfgs-iterations", type=int, default=20, help="bench: iterations timed")

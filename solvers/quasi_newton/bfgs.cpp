@@ -125,19 +125,17 @@ namespace {
 
 /// Rows i and d-1-i together hold d+1 entries of the upper triangle: pairs balance the work.
 int64_t row_pairs(int64_t d) { return (d + 1) / 2; }
+int64_t block_begin(int64_t d, int64_t block) { return row_pairs(d) * block / kDenseBlocks; }
 
-/// Fixed blocks of row pairs for the products, so that their sums do not depend on the thread
-/// count (each block has its own accumulators, added in block order).
-constexpr int64_t kProductBlocks = 16;
-
+/// Block b's partial products (its rows' upper-triangle entries and their mirrors) into
+/// table[b] (k x d, zeroed by the caller), for the blocks [first, last).
 template <typename T>
-void symmetric_products_cpu(const T* h, int64_t d, const std::vector<const T*>& v, std::vector<T*>& out) {
-  const int64_t k = static_cast<int64_t>(v.size()), pairs = row_pairs(d);
-  std::vector<T> accumulators(static_cast<size_t>(kProductBlocks * k * d), T(0));
-  at::parallel_for(0, kProductBlocks, 1, [&](int64_t first_block, int64_t last_block) {
+void product_blocks_cpu(const T* h, int64_t d, const std::vector<const T*>& v, T* table, int64_t first,
+                        int64_t last) {
+  const int64_t k = static_cast<int64_t>(v.size());
+  at::parallel_for(first, last, 1, [&](int64_t first_block, int64_t last_block) {
     for (int64_t block = first_block; block < last_block; ++block) {
-      T* acc = accumulators.data() + block * k * d;
-      const int64_t begin = pairs * block / kProductBlocks, end = pairs * (block + 1) / kProductBlocks;
+      T* acc = table + block * k * d;
       auto row = [&](int64_t i) {
         const T* hi = h + i * d;
         for (int64_t m = 0; m < k; ++m) {
@@ -153,23 +151,45 @@ void symmetric_products_cpu(const T* h, int64_t d, const std::vector<const T*>& 
           am[i] += dot;
         }
       };
-      for (int64_t p = begin; p < end; ++p) {
+      for (int64_t p = block_begin(d, block); p < block_begin(d, block + 1); ++p) {
         row(p);
         if (d - 1 - p != p) row(d - 1 - p);
       }
     }
   });
-  for (int64_t m = 0; m < k; ++m) {
-    T* o = out[m];
-    std::fill(o, o + d, T(0));
-    for (int64_t block = 0; block < kProductBlocks; ++block) {
-      const T* am = accumulators.data() + (block * k + m) * d;
-      for (int64_t j = 0; j < d; ++j) o[j] += am[j];
-    }
-  }
 }
 
 }  // namespace
+
+BlockRange dense_blocks_of(int rank, int ranks) {
+  return {kDenseBlocks * rank / ranks, kDenseBlocks * (rank + 1) / ranks};
+}
+
+torch::Tensor symmetric_product_blocks(const torch::Tensor& H, const std::vector<torch::Tensor>& vectors,
+                                       BlockRange blocks) {
+  torch::NoGradGuard no_grad;
+  DDTRAIN_CHECK(H.device().is_cpu() && H.is_contiguous(), InvalidArgument,
+                "symmetric_product_blocks needs a contiguous CPU matrix");
+  const int64_t d = H.size(0), k = static_cast<int64_t>(vectors.size());
+  torch::Tensor table = torch::zeros({kDenseBlocks, k, d}, H.options());
+  std::vector<torch::Tensor> contiguous;
+  for (const torch::Tensor& v : vectors) contiguous.push_back(v.contiguous());
+  AT_DISPATCH_FLOATING_TYPES(H.scalar_type(), "symmetric_product_blocks", [&] {
+    std::vector<const scalar_t*> v;
+    for (const torch::Tensor& c : contiguous) v.push_back(c.data_ptr<scalar_t>());
+    product_blocks_cpu<scalar_t>(H.data_ptr<scalar_t>(), d, v, table.data_ptr<scalar_t>(), blocks.first,
+                                 blocks.last);
+  });
+  return table;
+}
+
+std::vector<torch::Tensor> sum_product_blocks(const torch::Tensor& table) {
+  torch::Tensor sum = table[0].clone();
+  for (int64_t block = 1; block < table.size(0); ++block) sum.add_(table[block]);  // in block order
+  std::vector<torch::Tensor> out;
+  for (int64_t m = 0; m < sum.size(0); ++m) out.push_back(sum[m]);
+  return out;
+}
 
 std::vector<torch::Tensor> symmetric_products(const torch::Tensor& H, const std::vector<torch::Tensor>& vectors) {
   torch::NoGradGuard no_grad;
@@ -179,22 +199,7 @@ std::vector<torch::Tensor> symmetric_products(const torch::Tensor& H, const std:
     for (size_t m = 0; m < vectors.size(); ++m) out.push_back(products.select(1, static_cast<int64_t>(m)));
     return out;
   }
-  const int64_t d = H.size(0);
-  std::vector<torch::Tensor> contiguous, out;
-  for (const torch::Tensor& v : vectors) {
-    contiguous.push_back(v.contiguous());
-    out.push_back(torch::empty({d}, H.options()));
-  }
-  AT_DISPATCH_FLOATING_TYPES(H.scalar_type(), "symmetric_products", [&] {
-    std::vector<const scalar_t*> v;
-    std::vector<scalar_t*> o;
-    for (size_t m = 0; m < vectors.size(); ++m) {
-      v.push_back(contiguous[m].data_ptr<scalar_t>());
-      o.push_back(out[m].data_ptr<scalar_t>());
-    }
-    symmetric_products_cpu<scalar_t>(H.data_ptr<scalar_t>(), d, v, o);
-  });
-  return out;
+  return sum_product_blocks(symmetric_product_blocks(H, vectors, {0, kDenseBlocks}));
 }
 
 torch::Tensor full_symmetric(const torch::Tensor& H) {
@@ -203,7 +208,7 @@ torch::Tensor full_symmetric(const torch::Tensor& H) {
 }
 
 void apply_dense_update(torch::Tensor& H, const torch::Tensor& s, const torch::Tensor& u,
-                        const DenseUpdateCoefficients& c) {
+                        const DenseUpdateCoefficients& c, BlockRange blocks) {
   torch::NoGradGuard no_grad;
   // Row i: H_ij = H_ij / tau + p_i u_j + q_i s_j, p = alpha u + beta s, q = beta u + gamma s.
   const torch::Tensor p = u * c.alpha + s * c.beta;
@@ -227,7 +232,7 @@ void apply_dense_update(torch::Tensor& H, const torch::Tensor& s, const torch::T
       _Pragma("omp simd")
       for (int64_t j = i; j < d; ++j) hi[j] = hi[j] * scale + a * uj[j] + b * sj[j];
     };
-    at::parallel_for(0, row_pairs(d), 8, [&](int64_t begin, int64_t end) {
+    at::parallel_for(block_begin(d, blocks.first), block_begin(d, blocks.last), 8, [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; ++p) {
         row(p);
         if (d - 1 - p != p) row(d - 1 - p);
@@ -289,8 +294,22 @@ void Bfgs::ensure_inverse_hessian(const torch::Tensor& x) {
   reset_to_identity(x);
 }
 
+BlockRange Bfgs::my_blocks(Communicator* comm) const {
+  if (!comm || comm->size() == 1 || !H_.device().is_cpu()) return {};
+  return dense_blocks_of(comm->rank(), comm->size());
+}
+
+std::vector<torch::Tensor> Bfgs::products(const std::vector<torch::Tensor>& vectors, Communicator* comm) const {
+  if (!comm || comm->size() == 1 || !H_.device().is_cpu()) return symmetric_products(H_, vectors);
+  torch::Tensor table = symmetric_product_blocks(H_, vectors, my_blocks(comm));
+  comm->allreduce_sum(table);  // exact: each block's entries come from one rank, zeros elsewhere
+  return sum_product_blocks(table);
+}
+
 StepSummary Bfgs::step(StepContext& context, torch::Tensor& x) {
   Objective& objective = *context.objective;
+  // The data-parallel ranks share H's rows (null: this process alone).
+  Communicator* comm = context.data_comm.get();
   StepSummary summary;
   ensure_inverse_hessian(x);
   const bool cache_valid = cached_ && cached_batch_ == context.batch_id &&
@@ -321,7 +340,7 @@ StepSummary Bfgs::step(StepContext& context, torch::Tensor& x) {
   const bool direction_known = next_direction_.defined() && direction_gradient_.sizes() == gradient_.sizes() &&
                                torch::equal(direction_gradient_, gradient_);
   torch::Tensor direction =
-      direction_known ? next_direction_ : symmetric_products(H_, {gradient_})[0].neg_();
+      direction_known ? next_direction_ : products({gradient_}, comm)[0].neg_();
   next_direction_ = direction_gradient_ = torch::Tensor();
   double slope = gradient_.dot(direction).item<double>();
   if (!(slope < 0) && !identity_) {  // H lost positive definiteness: restart from I
@@ -355,8 +374,8 @@ StepSummary Bfgs::step(StepContext& context, torch::Tensor& x) {
     const double s_g = s.dot(gradient_).item<double>();
     const torch::Tensor& g_new = search.gradient;
     // One pass over H for both H y and H g+ (the next direction, updated below by formula).
-    const std::vector<torch::Tensor> products = symmetric_products(H_, {y, g_new});
-    const torch::Tensor &u = products[0], &w = products[1];
+    const std::vector<torch::Tensor> hy_hg = products({y, g_new}, comm);
+    const torch::Tensor &u = hy_hg[0], &w = hy_hg[1];
     if (ys > options_.curvature_epsilon * y.norm().item<double>() * s.norm().item<double>() && ys > 0) {
       const double yhy = y.dot(u).item<double>();
       // b = s'Bs / y's with B = H^-1: -t s'g / y's for s = t p, p = -H g. After a retry along -g
@@ -365,7 +384,7 @@ StepSummary Bfgs::step(StepContext& context, torch::Tensor& x) {
       const double b = b_known ? -search.step * s_g / ys : kNaN;
       const DenseUpdateCoefficients c =
           dense_update_coefficients(options_.update, ys, yhy, b, identity_, x.numel());
-      apply_dense_update(H_, s, u, c);
+      apply_dense_update(H_, s, u, c, my_blocks(comm));
       identity_ = false;
       if (c.scaled) ++scaled_;
       // H+ g+ = H g+ / tau + alpha u (u'g+) + beta (s (u'g+) + u (s'g+)) + gamma s (s'g+).
@@ -384,8 +403,15 @@ StepSummary Bfgs::step(StepContext& context, torch::Tensor& x) {
     loss_ = search.loss;
     gradient_ = search.gradient;
     if (s.abs().max().item<double>() <= options_.step_tolerance) {
-      summary.termination = Termination::kConverged;
-      summary.message = "step below tolerance";
+      // A vanishing step from a curved H is H's fault (e.g. after the points were redrawn):
+      // restart from I. From I it is convergence.
+      if (identity_ || along_gradient) {
+        summary.termination = Termination::kConverged;
+        summary.message = "step below tolerance";
+      } else {
+        reset_to_identity(x);
+        ++restarts_;
+      }
     }
   } else {
     const double epsilon = x.scalar_type() == torch::kFloat64 ? std::numeric_limits<double>::epsilon()

@@ -122,6 +122,36 @@ TEST(DenseUpdate, SelfScalingChangesTheScaleAndPlainBfgsDoesNotAfterTheFirstUpda
   EXPECT_DOUBLE_EQ(exact.beta, -1 / ys);
 }
 
+TEST(DenseUpdate, RowBlocksSplitOverRanksGiveTheSameProductsAndUpdateBitForBit) {
+  const UpdateCase c = make_case(53, 9, false);  // 27 row pairs over 16 blocks: uneven blocks
+  torch::Tensor H = torch::triu(c.H).contiguous();
+  const torch::Tensor g = torch::randn({53}, torch::kFloat64);
+  const std::vector<torch::Tensor> whole = symmetric_products(H, {c.y, g});
+  EXPECT_TRUE(torch::allclose(whole[0], c.H.mv(c.y), 1e-12, 1e-12));
+  EXPECT_TRUE(torch::allclose(whole[1], c.H.mv(g), 1e-12, 1e-12));
+  for (int ranks : {2, 3, 5}) {
+    torch::Tensor table = torch::zeros({kDenseBlocks, 2, 53}, torch::kFloat64);
+    torch::Tensor updated = H.clone();
+    DenseUpdateCoefficients k;
+    k.inverse_tau = 0.9, k.alpha = 0.1, k.beta = -0.2, k.gamma = 0.3;
+    int64_t covered = 0;
+    for (int r = 0; r < ranks; ++r) {
+      const BlockRange mine = dense_blocks_of(r, ranks);
+      EXPECT_EQ(mine.first, covered);
+      covered = mine.last;
+      table += symmetric_product_blocks(H, {c.y, g}, mine);  // what the allreduce does
+      apply_dense_update(updated, c.s, c.y, k, mine);
+    }
+    EXPECT_EQ(covered, kDenseBlocks);
+    const std::vector<torch::Tensor> split = sum_product_blocks(table);
+    EXPECT_TRUE(torch::equal(split[0], whole[0])) << ranks << " ranks";
+    EXPECT_TRUE(torch::equal(split[1], whole[1])) << ranks << " ranks";
+    torch::Tensor serial = H.clone();
+    apply_dense_update(serial, c.s, c.y, k);
+    EXPECT_TRUE(torch::equal(updated, serial)) << ranks << " ranks";
+  }
+}
+
 TEST(DenseUpdate, NamesRoundTripAndUnknownIsOneClearError) {
   for (DenseUpdate update : kAllUpdates) EXPECT_EQ(parse_dense_update(to_string(update)), update);
   try {

@@ -145,7 +145,7 @@ TEST(Cli, CompareWithoutSolversRunsTheDefaultAllenCahnComparison) {
   Outcome o = run_cli("compare --epochs 2 --nf 64 --depth 2 --width 6 --no-plot --quiet --out " + out.string());
   ASSERT_EQ(o.status, 0) << o.err;
   const std::string table = slurp(out / "comparison.csv");
-  for (const char* run : {"adam", "lbfgs", "plbfgs-additive", "plbfgs-multiplicative"})
+  for (const char* run : {"adam", "lbfgs", "plbfgs-additive", "plbfgs-multiplicative", "bfgs"})
     EXPECT_NE(table.find(std::string("\n") + run + ","), std::string::npos) << run << "\n" << table;
   EXPECT_NE(table.find("rel_l2"), std::string::npos);
   EXPECT_TRUE(fs::exists(out / "1-adam" / "field.csv"));

@@ -4,8 +4,9 @@
 /// updates of Urbán, Stefanou & Pons (J. Comput. Phys. 2025) — SSBFGS with Oren–Luenberger or
 /// Al-Baali scaling, SSBroyden1 and SSBroyden2 — with the strong-Wolfe line search. The formulas
 /// are those of ALGORITHMS.md §6 (docs/algorithms.md). H is a d x d matrix of x's dtype on x's
-/// device, identical on every rank (it is updated from allreduced gradients and line-search
-/// values only), so P ranks give the serial iterates to rounding.
+/// device. Under data parallelism every rank owns a share of H's rows (its work is split, and its
+/// products are exchanged as exact block tables) and every decision uses allreduced values, so
+/// P ranks give the serial iterates to rounding, bit for bit with exact reductions (--blocks).
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -46,16 +47,33 @@ struct DenseUpdateCoefficients {
 DenseUpdateCoefficients dense_update_coefficients(DenseUpdate update, double ys, double yhy, double b,
                                                   bool first, int64_t d);
 
-/// H <- H / tau + alpha u u' + beta (s u' + u s') + gamma s s', in one pass. On the CPU only the
-/// upper triangle of H is kept (half the memory traffic; read H through symmetric_products or
-/// full_symmetric); rows run in parallel and each entry is computed alone, so the result does
-/// not depend on the thread count. Elsewhere the full matrix is updated.
+/// The rows of H are cut into kDenseBlocks fixed blocks of row pairs (i, d-1-i: equal work).
+/// Products are summed block by block in block order, so their bits depend neither on the
+/// thread count nor on how the blocks are spread over ranks.
+constexpr int64_t kDenseBlocks = 16;
+struct BlockRange {
+  int64_t first = 0, last = kDenseBlocks;  ///< blocks [first, last)
+};
+/// The blocks rank `rank` of `ranks` owns (contiguous; none when ranks > kDenseBlocks for some).
+BlockRange dense_blocks_of(int rank, int ranks);
+
+/// H <- H / tau + alpha u u' + beta (s u' + u s') + gamma s s', in one pass over the rows of
+/// `blocks`. On the CPU only the upper triangle of H is kept (half the memory traffic; read H
+/// through symmetric_products or full_symmetric); each entry is computed alone, so the result
+/// does not depend on the thread count. Elsewhere the full matrix is updated (all rows).
 void apply_dense_update(torch::Tensor& H, const torch::Tensor& s, const torch::Tensor& u,
-                        const DenseUpdateCoefficients& c);
+                        const DenseUpdateCoefficients& c, BlockRange blocks = {});
 
 /// H v for each v, H symmetric given by its upper triangle (CPU; the full matrix elsewhere):
-/// one pass over the triangle for all vectors, summed in a fixed order (thread-count independent).
+/// one pass over the triangle for all vectors.
 std::vector<torch::Tensor> symmetric_products(const torch::Tensor& H, const std::vector<torch::Tensor>& vectors);
+/// The same products as a (kDenseBlocks, k, d) table of per-block partial sums, computed for
+/// `blocks` only (zero elsewhere): ranks that own disjoint blocks allreduce the tables exactly
+/// (one non-zero contributor per entry) and sum them with sum_product_blocks. CPU only.
+torch::Tensor symmetric_product_blocks(const torch::Tensor& H, const std::vector<torch::Tensor>& vectors,
+                                       BlockRange blocks);
+/// The products of a block table, summed in block order.
+std::vector<torch::Tensor> sum_product_blocks(const torch::Tensor& table);
 
 /// The full symmetric matrix of an H kept by its upper triangle.
 torch::Tensor full_symmetric(const torch::Tensor& H);
@@ -71,7 +89,8 @@ struct BfgsOptions {
   /// x (tolerance_change 1e-16).
   LineSearchOptions line_search;
   double gradient_tolerance = 1e-12;  ///< converged if max|g| <= this
-  double step_tolerance = 1e-14;      ///< converged if max|s| <= this
+  /// max|s| <= this: converged when the step was along -g, else H restarts from I.
+  double step_tolerance = 1e-14;
   /// Skip the update (and count it) when y's <= epsilon |y| |s|.
   double curvature_epsilon = 1e-10;
   /// H (d^2 values of x's dtype) and its work vectors may use at most this many bytes; a larger
@@ -98,12 +117,17 @@ class Bfgs final : public Solver {
   /// The dense inverse Hessian (a full symmetric copy; I before the first step).
   torch::Tensor inverse_hessian() const { return H_.defined() ? full_symmetric(H_) : H_; }
   int64_t skipped_updates() const { return skipped_; }   ///< y's too small: H kept
-  int64_t restarts() const { return restarts_; }         ///< H reset to I (not a descent direction)
+  int64_t restarts() const { return restarts_; }  ///< H reset to I (no descent direction, vanishing step)
   int64_t failed_searches() const { return failed_searches_; }  ///< retried along -g, H kept
   int64_t scaled_updates() const { return scaled_; }     ///< updates with tau != 1
 
  private:
   void ensure_inverse_hessian(const torch::Tensor& x);
+  /// H v for each v: on the CPU each data-parallel rank works on its own row blocks and the
+  /// block tables are allreduced over `comm` (exact), so H's work is split over the ranks.
+  std::vector<torch::Tensor> products(const std::vector<torch::Tensor>& vectors, Communicator* comm) const;
+  /// This rank's row blocks (all of them without a communicator).
+  BlockRange my_blocks(Communicator* comm) const;
   void reset_to_identity(const torch::Tensor& x);
 
   BfgsOptions options_;
