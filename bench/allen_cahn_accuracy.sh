@@ -40,6 +40,11 @@ declare -A rows=(
 order="lbfgs-resnet-f32 lbfgs-resnet-f64 lbfgs-fc bfgs-plain ssbfgs-ab ssbroyden1 ssbroyden2 ic-decay accurate accurate-warmup accurate-causal accurate-fourier2 pytorch-lbfgs pytorch-lbfgs-decay pytorch-adam"
 
 echo "# $(date -u '+%F %T') UTC; $(uname -srm); nproc $(getconf _NPROCESSORS_ONLN); ${seconds} s of training per run, ${threads} threads"
+# The machine's speed today, for comparing times across days: one PyTorch evaluation (loss and
+# gradient, nested autograd) of the accurate network at N_f = 3,000, float64.
+$python "$here/pytorch_allen_cahn.py" --mode bench --model fc --depth 3 --width 30 --nf 3000 \
+  --precision float64 --threads "$threads" --lbfgs-iterations 20 --adam-steps 20 |
+  awk -F, '/^[0-9]/ {printf "# PyTorch closure (Adam step) at N_f 3000: %s ms; L-BFGS iteration %s ms\n", $4, $2}'
 echo "| run | rel. L2 at ${seconds} s | to 1e-2 | to 1e-3 | to 1e-4 | iterations | grad evals | load |"
 echo "|---|---|---|---|---|---|---|---|"
 for row in ${ROWS:-$order}; do

@@ -29,5 +29,6 @@ nlohmann::json train_once(const std::vector<std::string>& args, int& status, boo
 constexpr int kExitOk = 0;
 constexpr int kExitError = 1;          ///< bad input, I/O or communication error
 constexpr int kExitTrainingFailed = 2; ///< numerical failure / line-search failure / interrupted
+constexpr int kExitUsage = 2;          ///< `ddtrain` without a command (usage printed)
 
 }  // namespace ddtrain::cli

@@ -10,6 +10,7 @@
 #include "ddtrain/comm/communicator.hpp"
 #include "ddtrain/error.hpp"
 #include "results.hpp"
+#include "train_setup.hpp"
 
 namespace ddtrain::cli {
 
@@ -23,7 +24,7 @@ namespace {
 const std::vector<std::string> kDefaultArgs = {
     "--problem", "allen_cahn", "--solvers", "adam,lbfgs,plbfgs-additive,plbfgs-multiplicative,bfgs",
     "--model", "fc", "--depth", "3", "--width", "30", "--precision", "float64", "--ic-decay", "10",
-    "--nf", "2000", "--rad-every", "1000", "--time-limit", "36", "--metric-every", "50"};
+    "--nf", "2000", "--rad-every", "300", "--time-limit", "36", "--metric-every", "50"};
 
 struct Entry {
   std::string label;              ///< as given, e.g. "plbfgs-additive:subdomains=3"
@@ -37,6 +38,9 @@ std::vector<Entry> parse_entries(const std::string& list) {
   std::stringstream in(list);
   std::string token;
   while (std::getline(in, token, ',')) {
+    // 'adam, lbfgs' (spaces after the commas) means the same as 'adam,lbfgs'.
+    const size_t first = token.find_first_not_of(" \t"), last = token.find_last_not_of(" \t");
+    token = first == std::string::npos ? std::string() : token.substr(first, last - first + 1);
     if (token.empty()) continue;
     const size_t colon = token.find(':');
     std::string options;
@@ -193,6 +197,17 @@ int run_compare(const std::vector<std::string>& given) {
   }
   DDTRAIN_CHECK(!solvers.empty(), InvalidArgument, "ddtrain compare needs --solvers, e.g. --solvers adam,lbfgs");
   const std::vector<Entry> entries = parse_entries(solvers);
+  // Every entry's options are checked before any run starts: a typo in the last entry must not
+  // cost the minutes of the first ones.
+  for (const Entry& entry : entries) {
+    std::vector<std::string> check_args = common;
+    check_args.insert(check_args.end(), entry.args.begin(), entry.args.end());
+    try {
+      make_solver(parse_train_setup(check_args));
+    } catch (const std::exception& e) {
+      throw InvalidArgument("--solvers entry '" + entry.label + "': " + e.what());
+    }
+  }
   const bool rank0 = !launched_under_mpi() || std::getenv("OMPI_COMM_WORLD_RANK") == nullptr ||
                      std::string(std::getenv("OMPI_COMM_WORLD_RANK")) == "0";
   if (rank0) prepare_results_directory(out, overwrite);

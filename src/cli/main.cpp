@@ -30,7 +30,11 @@ void print_usage() {
 }
 
 int dispatch(const std::vector<std::string>& args) {
-  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+  if (args.empty()) {  // a usage error: say how, exit 2 (as other command-line tools do)
+    print_usage();
+    return ddtrain::cli::kExitUsage;
+  }
+  if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     print_usage();
     return ddtrain::cli::kExitOk;
   }

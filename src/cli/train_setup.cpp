@@ -34,7 +34,7 @@ po::options_description common_options() {
     ("precision", po::value<std::string>()->default_value("float32"), "float32 | float64")
     ("device", po::value<std::string>()->default_value("cpu"), "cpu | cuda | cuda:N")
     ("comm", po::value<std::string>()->default_value("auto"), "auto | self | mpi | nccl")
-    ("seed", po::value<uint64_t>()->default_value(0), "seed of initialisation, sampling and batches")
+    ("seed", po::value<int64_t>()->default_value(0), "seed of initialisation, sampling and batches (>= 0)")
     ("epochs", po::value<int64_t>()->default_value(100),
      "epoch budget (full-batch problems: iterations); with --time-limit and no --epochs: unlimited")
     ("max-iterations", po::value<int64_t>()->default_value(0), "solver-step budget (0: none)")
@@ -143,6 +143,9 @@ torch::Device parse_device(const std::string& text, const CommunicatorPtr& world
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
 }
 
+/// More threads than any node has cores: a typo (10000) is refused instead of hanging.
+constexpr int kMaxThreads = 1024;
+
 int default_threads() {
   const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
   const int local_ranks = local ? std::max(1, std::atoi(local)) : 1;
@@ -160,7 +163,13 @@ std::optional<std::string> config_file(const po::variables_map& vm) {
                   "': no config.ini there (not a ddtrain results directory)");
     return (dir / "config.ini").string();
   }
-  if (vm.count("config")) return vm["config"].as<std::string>();
+  if (vm.count("config")) {
+    const fs::path file = vm["config"].as<std::string>();
+    std::error_code ec;
+    DDTRAIN_CHECK(!fs::is_directory(file, ec), InvalidArgument, "--config '", file.string(),
+                  "' is a directory; give its config.ini (or use --resume DIR to continue a run)");
+    return file.string();
+  }
   return std::nullopt;
 }
 
@@ -174,6 +183,8 @@ bool changes_trajectory(const std::string& key) {
 }
 
 }  // namespace
+
+SolverPtr make_solver(const TrainSetup& setup) { return find_solver(setup.solver).make(setup.vm); }
 
 WarmupSpec parse_warmup(const std::string& spec) {
   if (spec == "none") return {};
@@ -256,7 +267,9 @@ TrainSetup parse_train_setup(const std::vector<std::string>& args) {
   // Pass 2: strict.
   po::variables_map& vm = setup.vm;
   try {
-    po::parsed_options parsed = po::command_line_parser(args).options(options).run();
+    // No positional arguments: a stray word (`ddtrain train allen_cahn`) is an error, not ignored.
+    po::parsed_options parsed =
+        po::command_line_parser(args).options(options).positional(po::positional_options_description()).run();
     po::store(parsed, vm);
     if (const auto file = config_file(vm)) {
       const std::string path = *file;
@@ -286,7 +299,10 @@ TrainSetup parse_train_setup(const std::vector<std::string>& args) {
   }
   setup.problem = problem_name;
   setup.solver = solver_name;
-  if (vm.count("out")) setup.out = vm["out"].as<std::string>();
+  if (vm.count("out")) {
+    setup.out = vm["out"].as<std::string>();
+    DDTRAIN_CHECK(!setup.out.empty(), InvalidArgument, "--out needs a directory name, got ''");
+  }
   if (vm.count("resume")) {
     setup.resume = vm["resume"].as<std::string>();
     if (setup.out.empty()) setup.out = setup.resume;
@@ -308,7 +324,9 @@ TrainSetup parse_train_setup(const std::vector<std::string>& args) {
   }
   t.max_iterations = vm["max-iterations"].as<int64_t>();
   t.time_limit_s = vm["time-limit"].as<double>();
-  t.seed = vm["seed"].as<uint64_t>();
+  DDTRAIN_CHECK(vm["seed"].as<int64_t>() >= 0, InvalidArgument, "--seed must be >= 0, got ",
+                vm["seed"].as<int64_t>());
+  t.seed = static_cast<uint64_t>(vm["seed"].as<int64_t>());
   t.metric_every = vm["metric-every"].as<int64_t>();
   t.checkpoint_every = vm["checkpoint-every"].as<int64_t>();
   DDTRAIN_CHECK(t.checkpoint_every == 0 || !setup.out.empty(), InvalidArgument,
@@ -317,7 +335,8 @@ TrainSetup parse_train_setup(const std::vector<std::string>& args) {
   if (vm.count("target")) t.target = vm["target"].as<double>();
   const std::string invalid = t.validate();
   DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
-  DDTRAIN_CHECK(vm["threads"].as<int>() >= 0, InvalidArgument, "--threads must be >= 0");
+  DDTRAIN_CHECK(vm["threads"].as<int>() >= 0 && vm["threads"].as<int>() <= kMaxThreads, InvalidArgument,
+                "--threads must be in [0, ", kMaxThreads, "] (0: cores / local ranks), got ", vm["threads"].as<int>());
   DDTRAIN_CHECK(vm["overlap"].as<int>() >= 0, InvalidArgument, "--overlap must be >= 0");
   if (vm.count("subdomains"))
     DDTRAIN_CHECK(vm["subdomains"].as<int>() >= 1, InvalidArgument, "--subdomains must be >= 1, got ",
@@ -359,7 +378,7 @@ Run build_run(const TrainSetup& setup) {
   rs.rank = run.world->rank();
   rs.data_comm = run.layout.data;
   run.problem = problem_entry.make(vm, rs);
-  run.solver = solver_entry.make(vm);
+  run.solver = make_solver(setup);
   if (const WarmupSpec warmup = parse_warmup(vm["warmup"].as<std::string>()); warmup.steps > 0) {
     const double lr = vm["warmup-lr"].as<double>();
     SolverPtr first;

@@ -45,6 +45,10 @@ WarmupSpec parse_warmup(const std::string& spec);
 /// Throws InvalidArgument with one clear line for anything unknown, malformed or out of range.
 TrainSetup parse_train_setup(const std::vector<std::string>& args);
 
+/// The solver of a parsed setup (its options validated; no problem is built). Throws
+/// InvalidArgument for invalid solver options.
+SolverPtr make_solver(const TrainSetup& setup);
+
 /// Everything a training run needs, constructed from a setup.
 struct Run {
   CommunicatorPtr world;  ///< all processes

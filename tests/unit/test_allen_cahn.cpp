@@ -20,6 +20,7 @@
 #include "ddtrain/problems/allen_cahn.hpp"
 #include "ddtrain/problems/pinn_sampling.hpp"
 #include "ddtrain/reference/mat_file.hpp"
+#include "ddtrain/solvers/bfgs.hpp"
 #include "ddtrain/solvers/data_parallel.hpp"
 #include "ddtrain/train.hpp"
 
@@ -444,6 +445,33 @@ TEST(AllenCahnRad, AdaptedPointsConcentrateWhereTheResidualIsLarge) {
     parts.push_back(part.residual_points().detach());
   }
   EXPECT_TRUE(torch::equal(torch::cat(parts), problem.residual_points().detach()));
+}
+
+// Urbán et al.'s recipe: the dense quasi-Newton keeps H when RAD redraws the points. The driver
+// never resets the solver on a change of data; a reset would zero the counters and restart from I.
+TEST(AllenCahnRad, DenseQuasiNewtonKeepsItsInverseHessianAcrossRedraws) {
+  AllenCahnOptions o = tiny_options();
+  o.model = "fc";
+  o.rad_every = 3;
+  AllenCahnProblem problem(o, small_reference());
+  const torch::Tensor first_points = problem.residual_points().detach().clone();
+  Bfgs solver;
+  TrainOptions t;
+  t.epochs = 10;  // redraws at epochs 3, 6 and 9
+  t.metric_every = 0;
+  int64_t identity_after_start = 0;
+  Callbacks callbacks;
+  callbacks.on_iteration = [&](const IterationSummary& row) {
+    if (row.iteration > 1 && torch::equal(solver.inverse_hessian(), torch::eye(problem.parameters().size(), kF64)))
+      ++identity_after_start;
+    return true;
+  };
+  const Summary summary = train(problem, solver, t, make_layout(std::make_shared<SelfComm>(), 0), callbacks);
+  EXPECT_TRUE(summary.succeeded()) << summary.message;
+  EXPECT_FALSE(torch::equal(problem.residual_points().detach(), first_points));  // points redrawn
+  EXPECT_EQ(identity_after_start, 0);
+  EXPECT_EQ(solver.restarts(), 0);
+  EXPECT_EQ(solver.scaled_updates() + solver.skipped_updates(), summary.iterations);
 }
 
 /// Causal loss by hand: weights from the squared residuals `at_weights`, applied to `r2`.

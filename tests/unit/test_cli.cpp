@@ -207,3 +207,30 @@ TEST(Cli, ATimeLimitWithoutEpochsRunsUntilTheLimit) {
   ASSERT_EQ(o.status, 0) << o.err;
   EXPECT_EQ(nlohmann::json::parse(slurp(out.parent_path() / "epochs" / "summary.json"))["iterations"], 5);
 }
+
+TEST(Cli, StrayWordsDirectoriesAndOutOfRangeValuesAreRefusedUpFront) {
+  expect_one_line_error("train allen_cahn", "too many positional options");
+  fs::path dir = scratch("config_dir");
+  expect_one_line_error("train --config " + dir.string(), "is a directory");
+  expect_one_line_error("train --out ''", "--out needs a directory name");
+  expect_one_line_error("train --seed -1", "--seed must be >= 0");
+  expect_one_line_error("train --threads 10000", "--threads must be in [0, 1024]");
+  // compare: every entry is checked before the first one trains (nothing is written).
+  fs::path out = scratch("compare_early") / "cmp";
+  expect_one_line_error("compare --problem poisson1d --solvers lbfgs,foo --epochs 50 --out " + out.string(),
+                        "--solvers entry 'foo': unknown solver 'foo'");
+  expect_one_line_error("compare --problem poisson1d --solvers lbfgs,adam:histroy=5 --out " + out.string(),
+                        "--solvers entry 'adam:histroy=5'");
+  expect_one_line_error("compare --problem poisson1d --solvers lbfgs,bfgs:update=newton --out " + out.string(),
+                        "unknown --update 'newton'");
+  EXPECT_FALSE(fs::exists(out));
+  // Spaces after the commas are allowed.
+  Outcome o = run_cli("compare --problem poisson1d --solvers 'adam, lbfgs' --epochs 2 --no-plot --quiet" + kFast +
+                      "--out " + out.string());
+  ASSERT_EQ(o.status, 0) << o.err;
+  EXPECT_NE(slurp(out / "comparison.csv").find("\nlbfgs,"), std::string::npos);
+  // No command: usage, exit 2.
+  o = run_cli("");
+  EXPECT_EQ(o.status, 2);
+  EXPECT_NE(o.out.find("Usage: ddtrain <command>"), std::string::npos);
+}
