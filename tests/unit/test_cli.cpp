@@ -225,7 +225,7 @@ TEST(Cli, StrayWordsDirectoriesAndOutOfRangeValuesAreRefusedUpFront) {
                         "unknown --update 'newton'");
   EXPECT_FALSE(fs::exists(out));
   // Spaces after the commas are allowed.
-  Outcome o = run_cli("compare --problem poisson1d --solvers 'adam, lbfgs' --epochs 2 --no-plot --quiet" + kFast +
+  Outcome o = run_cli("compare --problem poisson1d --solvers 'adam, lbfgs' --epochs 2 --no-plot" + kFast +
                       "--out " + out.string());
   ASSERT_EQ(o.status, 0) << o.err;
   EXPECT_NE(slurp(out / "comparison.csv").find("\nlbfgs,"), std::string::npos);
