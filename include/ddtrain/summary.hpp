@@ -44,7 +44,8 @@ struct StepSummary {
 struct IterationSummary {
   int64_t iteration = 0;   ///< outer iterations so far (solver steps)
   double epoch = 0;        ///< epochs done (fractional within an epoch)
-  double wall_time_s = 0;  ///< training time, metric evaluation excluded
+  double wall_time_s = 0;  ///< training time so far (metric evaluations and checkpoints excluded)
+  double elapsed_s = kNaN; ///< wall time of the run so far, everything included (NaN: not known)
   int64_t gradient_evaluations = 0;
   int64_t local_gradient_evaluations = 0;
   int64_t loss_evaluations = 0;
@@ -68,7 +69,8 @@ struct Summary {
   double final_loss = kNaN;
   std::string metric_name;
   double metric = kNaN;
-  double wall_time_s = 0;
+  double wall_time_s = 0;           ///< training time (metric evaluations and checkpoints excluded)
+  double elapsed_s = 0;             ///< wall time of the whole run, everything included
   double time_to_target_s = kNaN;   ///< NaN if the target was not reached (or none given)
   int64_t epochs_to_target = -1;
   bool succeeded() const { return !is_failure(termination); }

@@ -16,7 +16,9 @@ namespace ddtrain {
 struct TrainOptions {
   int64_t epochs = 100;          ///< epoch budget (full-batch problems: one iteration per epoch)
   int64_t max_iterations = 0;    ///< solver-step budget; 0 = none
-  double time_limit_s = 0;       ///< training wall-time budget in seconds; 0 = none
+  /// Wall-time budget of the whole run in seconds (training, metric evaluations and
+  /// checkpoints; the closing metric evaluation is reserved for); 0 = none.
+  double time_limit_s = 0;
   int64_t batch_size = 100;      ///< mini-batch size (ignored by full-batch problems)
   int data_subdomains = 0;       ///< micro-batches per mini-batch; 0 = data-parallel ranks
   uint64_t seed = 0;             ///< mini-batch order (identical on all ranks)
@@ -35,7 +37,9 @@ struct ResumeState {
   int64_t epoch = 0;       ///< the epoch to continue
   int64_t batch = 0;       ///< the next mini-batch within that epoch (0 for full-batch problems)
   int64_t iteration = 0;   ///< solver steps done
-  double wall_time_s = 0;  ///< training time so far
+  /// Training time so far. A resumed run also starts its whole-run clock (Summary::elapsed_s,
+  /// --time-limit) there: the earlier part's metric evaluations are not recorded.
+  double wall_time_s = 0;
   EvaluationCounters counters;
   int64_t local_gradient_evaluations = 0;
   double initial_loss = kNaN;

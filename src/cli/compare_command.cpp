@@ -9,6 +9,7 @@
 #include "commands.hpp"
 #include "ddtrain/comm/communicator.hpp"
 #include "ddtrain/error.hpp"
+#include "ddtrain/reference/mat_file.hpp"
 #include "results.hpp"
 #include "train_setup.hpp"
 
@@ -77,6 +78,13 @@ std::vector<Entry> parse_entries(const std::string& list) {
   }
   DDTRAIN_CHECK(!entries.empty(), InvalidArgument, "--solvers is empty");
   return entries;
+}
+
+/// The options of one entry's run: the common ones, then the entry's solver and its options.
+std::vector<std::string> common_with_solver(const std::vector<std::string>& common, const Entry& entry) {
+  std::vector<std::string> args = common;
+  args.insert(args.end(), entry.args.begin(), entry.args.end());
+  return args;
 }
 
 std::string directory_name(const std::string& label, size_t index) {
@@ -200,13 +208,17 @@ int run_compare(const std::vector<std::string>& given) {
   // Every entry's options are checked before any run starts: a typo in the last entry must not
   // cost the minutes of the first ones.
   for (const Entry& entry : entries) {
-    std::vector<std::string> check_args = common;
-    check_args.insert(check_args.end(), entry.args.begin(), entry.args.end());
     try {
-      make_solver(parse_train_setup(check_args));
+      make_solver(parse_train_setup(common_with_solver(common, entry)));
     } catch (const std::exception& e) {
       throw InvalidArgument("--solvers entry '" + entry.label + "': " + e.what());
     }
+  }
+  // Files that every run reads are checked here too (a NaN in a reference would otherwise
+  // show at the first metric evaluation, with the comparison directory already made).
+  {
+    const TrainSetup setup = parse_train_setup(common_with_solver(common, entries.front()));
+    if (setup.vm.count("reference")) reference::read_reference_mat(setup.vm["reference"].as<std::string>());
   }
   const bool rank0 = !launched_under_mpi() || std::getenv("OMPI_COMM_WORLD_RANK") == nullptr ||
                      std::string(std::getenv("OMPI_COMM_WORLD_RANK")) == "0";

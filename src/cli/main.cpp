@@ -52,7 +52,7 @@ int dispatch(const std::vector<std::string>& args) {
 
 std::string rank_prefix() {
   for (const char* var : {"OMPI_COMM_WORLD_RANK", "PMI_RANK"}) {
-    if (const char* r = std::getenv(var)) return std::string(" (rank ") + r + ")";
+    if (const char* r = std::getenv(var)) return std::string("rank ") + r + ": ";
   }
   return "";
 }
@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
     std::string message = e.what();
     // LibTorch appends a C++ backtrace to its messages: keep the first line.
     message = message.substr(0, message.find('\n'));
-    std::fprintf(stderr, "ddtrain: error%s: %s\n", rank_prefix().c_str(), message.c_str());
+    std::fprintf(stderr, "ddtrain: error: %s%s\n", rank_prefix().c_str(), message.c_str());
     ddtrain::abort_job(ddtrain::cli::kExitError);
   }
   std::fflush(stdout);

@@ -90,7 +90,9 @@ nlohmann::json summary_json(const Summary& s) {
   j["final_loss"] = json_number(s.final_loss);
   j["metric_name"] = s.metric_name;
   j["metric"] = json_number(s.metric);
-  j["wall_time_s"] = s.wall_time_s;
+  j["wall_time_s"] = s.wall_time_s;  // = train_time_s (the name of earlier versions)
+  j["train_time_s"] = s.wall_time_s;  // metric evaluations and checkpoints excluded
+  j["elapsed_s"] = s.elapsed_s;       // the whole run (what --time-limit bounds)
   j["time_to_target_s"] = json_number(s.time_to_target_s);
   j["epochs_to_target"] = s.epochs_to_target >= 0 ? nlohmann::json(s.epochs_to_target) : nlohmann::json(nullptr);
   return j;

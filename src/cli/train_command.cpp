@@ -40,8 +40,8 @@ class Progress {
     line << "iter " << row.iteration << "  epoch " << format(row.epoch) << "  loss " << format(row.loss);
     if (!std::isnan(last_metric_)) line << "  " << metric_name << " " << format(last_metric_);
     line << "  " << format(row.wall_time_s) << " s";
-    if (options_.time_limit_s > 0) {
-      line << " (" << format(std::max(0.0, options_.time_limit_s - row.wall_time_s)) << " s left)";
+    if (options_.time_limit_s > 0 && !std::isnan(row.elapsed_s)) {
+      line << " (" << format(std::max(0.0, options_.time_limit_s - row.elapsed_s)) << " s left)";
     } else if (row.epoch > 0) {
       line << " (~" << format(row.wall_time_s * (options_.epochs / row.epoch - 1)) << " s left)";
     }
@@ -199,12 +199,20 @@ nlohmann::json train_once(const std::vector<std::string>& args, int& status, boo
       run.problem->write_outputs(setup.out.string());
     }
     if (!setup.quiet && print_summary) {
-      std::printf("%s: %s after %lld iterations, %.3f s; final loss %.6g, %s %.6g%s\n",
+      std::printf("%s: %s after %lld iterations, %.3f s (%.3f s in all); final loss %.6g, %s %.6g%s\n",
                   setup.solver.c_str(), summary.message.c_str(),
-                  static_cast<long long>(summary.iterations), summary.wall_time_s,
+                  static_cast<long long>(summary.iterations), summary.wall_time_s, summary.elapsed_s,
                   summary.final_loss, summary.metric_name.c_str(), summary.metric,
                   setup.out.empty() ? "" : ("; results in " + setup.out.string()).c_str());
     }
+  }
+  // A failed run says why on stderr, also with --quiet (which silences progress, not errors).
+  if (writer && !summary.succeeded()) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "ddtrain: error: %s: training failed (%s): %s after %lld iterations%s\n",
+                 setup.solver.c_str(), to_string(summary.termination).c_str(), summary.message.c_str(),
+                 static_cast<long long>(summary.iterations),
+                 setup.out.empty() ? "" : ("; results in " + setup.out.string()).c_str());
   }
   status = summary.succeeded() ? kExitOk : kExitTrainingFailed;
   return result;

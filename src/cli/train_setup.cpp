@@ -1,5 +1,8 @@
 #include "train_setup.hpp"
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -38,7 +41,8 @@ po::options_description common_options() {
     ("epochs", po::value<int64_t>()->default_value(100),
      "epoch budget (full-batch problems: iterations); with --time-limit and no --epochs: unlimited")
     ("max-iterations", po::value<int64_t>()->default_value(0), "solver-step budget (0: none)")
-    ("time-limit", po::value<double>()->default_value(0.0), "training wall-time budget in s (0: none)")
+    ("time-limit", po::value<double>()->default_value(0.0),
+     "wall-time budget of the whole run in s, metric evaluations included (0: none)")
     ("target", po::value<double>(), "stop when the metric reaches this value")
     ("metric-every", po::value<int64_t>()->default_value(10), "full batch: iterations between metric evaluations")
     ("batch-size", po::value<int64_t>(), "mini-batch size (classification; default 100)")
@@ -150,6 +154,48 @@ int default_threads() {
   const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
   const int local_ranks = local ? std::max(1, std::atoi(local)) : 1;
   return std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / local_ranks);
+}
+
+/// Bytes as "8 TB", "1.5 GB" (decimal units, three significant digits).
+std::string human_bytes(double bytes) {
+  const char* units[] = {"bytes", "kB", "MB", "GB", "TB", "PB", "EB"};
+  int u = 0;
+  while (bytes >= 1000 && u < 6) {
+    bytes /= 1000;
+    ++u;
+  }
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%.3g %s", bytes, units[u]);
+  return buffer;
+}
+
+double physical_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? static_cast<double>(pages) * static_cast<double>(page) : 0.0;
+}
+
+/// The point counts of the problems (--nf, --n0, --nb, --rad-candidates): a count whose points
+/// alone (one value each, a lower bound) exceed the machine's memory is refused with its bytes,
+/// instead of failing in LibTorch's allocator with a raw message (or being killed later).
+void check_point_counts(const po::variables_map& vm, const std::string& precision) {
+  const double memory = physical_memory_bytes();
+  if (memory <= 0) return;
+  const double value_bytes = precision == "float64" ? 8.0 : 4.0;
+  for (const char* name : {"nf", "n0", "nb", "rad-candidates"}) {
+    auto it = vm.find(name);
+    if (it == vm.end() || it->second.empty()) continue;
+    const boost::any& value = it->second.value();
+    double count = 0;
+    if (const auto* v = boost::any_cast<int64_t>(&value)) count = static_cast<double>(*v);
+    else if (const auto* w = boost::any_cast<int>(&value)) count = *w;
+    const double bytes = count * value_bytes;
+    std::ostringstream exact;
+    exact.precision(0);
+    exact << std::fixed << bytes;
+    DDTRAIN_CHECK(bytes <= memory, InvalidArgument, "--", name, " ", any_to_string(value), " asks for at least ",
+                  exact.str(), " bytes (", human_bytes(bytes), ": one ", precision, " value per point) but this "
+                  "machine has ", human_bytes(memory), " of memory");
+  }
 }
 
 /// The INI file to read: --config, or the config.ini of the run that --resume continues.
@@ -346,6 +392,7 @@ TrainSetup parse_train_setup(const std::vector<std::string>& args) {
   const std::string precision = vm["precision"].as<std::string>();
   DDTRAIN_CHECK(precision == "float32" || precision == "float64", InvalidArgument, "--precision '",
                 precision, "' (accepted: float32, float64)");
+  check_point_counts(vm, precision);
   setup.config_ini = resolved_ini(vm);
   return setup;
 }
@@ -377,7 +424,22 @@ Run build_run(const TrainSetup& setup) {
   rs.world_size = run.world->size();
   rs.rank = run.world->rank();
   rs.data_comm = run.layout.data;
-  run.problem = problem_entry.make(vm, rs);
+  try {
+    run.problem = problem_entry.make(vm, rs);
+  } catch (const std::bad_alloc&) {
+    throw InvalidArgument("the problem '" + setup.problem + "' does not fit in memory (" +
+                          human_bytes(physical_memory_bytes()) + "); use fewer points or a smaller network");
+  } catch (const c10::Error& e) {
+    // LibTorch's allocator: "... you tried to allocate N bytes ..." (and a backtrace).
+    const std::string what = e.what();
+    const size_t at = what.find("tried to allocate ");
+    if (at == std::string::npos) throw;
+    const double bytes = std::atof(what.c_str() + at + 18);
+    throw InvalidArgument("setting up the problem '" + setup.problem + "' asks for " +
+                          std::to_string(static_cast<long long>(bytes)) + " bytes (" + human_bytes(bytes) +
+                          ") in one allocation, and this machine has " + human_bytes(physical_memory_bytes()) +
+                          " of memory; use fewer points (--nf, --n0, --nb) or a smaller network");
+  }
   run.solver = make_solver(setup);
   if (const WarmupSpec warmup = parse_warmup(vm["warmup"].as<std::string>()); warmup.steps > 0) {
     const double lr = vm["warmup-lr"].as<double>();

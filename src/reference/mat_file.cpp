@@ -2,6 +2,7 @@
 
 #include <matio.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -117,6 +118,20 @@ void write_temporary_file(const std::string& tmp_path, const ReferenceField& fie
 /// All read errors share this shape: file, what is wrong, what is expected.
 [[noreturn]] void fail_reading(const std::string& path, const std::string& problem) {
   throw IoError("reference file '" + path + "': " + problem + "; " + kExpectedLayout);
+}
+
+/// Refuses a variable with NaN or Inf values: one line with their count and the first one.
+void check_finite(const std::string& path, const char* name, const std::vector<double>& values) {
+  size_t bad = 0, first = 0;
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (std::isfinite(values[i])) continue;
+    if (bad++ == 0) first = i;
+  }
+  if (bad == 0) return;
+  throw IoError("reference file '" + path + "': variable '" + name + "' holds " + std::to_string(bad) +
+                " non-finite value" + (bad == 1 ? "" : "s") + " (NaN or Inf; the first at index " +
+                std::to_string(first) + " of " + std::to_string(values.size()) +
+                "); a reference solution must be finite everywhere");
 }
 
 const char* class_name(matio_classes class_type) {
@@ -349,6 +364,10 @@ ReferenceField read_reference_mat(const std::string& path) {
   const int status = file.close();
   if (status != 0)
     fail_reading(path, "closing the file failed (error " + std::to_string(status) + ")");
+  // A NaN or Inf would only show at the first metric evaluation, after the run has started.
+  check_finite(path, "x", field.x);
+  check_finite(path, "tt", field.t);
+  check_finite(path, "uu", field.u);
   return field;
 }
 

@@ -5,7 +5,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
+
 #include "cli_helpers.hpp"
+#include "ddtrain/reference/mat_file.hpp"
 
 using namespace ddtrain::test;
 
@@ -233,4 +236,55 @@ TEST(Cli, StrayWordsDirectoriesAndOutOfRangeValuesAreRefusedUpFront) {
   o = run_cli("");
   EXPECT_EQ(o.status, 2);
   EXPECT_NE(o.out.find("Usage: ddtrain <command>"), std::string::npos);
+}
+
+TEST(Cli, ATimeLimitBoundsTheWholeRunMetricEvaluationsIncluded) {
+  // Allen-Cahn's metric (the network on the 512 x 201 reference grid) costs far more than a
+  // step on 64 points: evaluated every iteration, it used to run 30x past the limit.
+  fs::path out = scratch("time_limit_metric") / "run";
+  Outcome o = run_cli("train --problem allen_cahn --solver adam --model fc --n0 32 --nb 32 "
+                      "--metric-every 1 --time-limit 1.5" + kFast + "--out " + out.string());
+  ASSERT_EQ(o.status, 0) << o.err;
+  auto summary = nlohmann::json::parse(slurp(out / "summary.json"));
+  EXPECT_EQ(summary["termination"], "time_limit");
+  const double elapsed = summary["elapsed_s"].get<double>(), train = summary["train_time_s"].get<double>();
+  EXPECT_LE(elapsed, 1.5 + 2.0) << summary.dump(2);  // at most one iteration and its evaluation past it
+  EXPECT_LT(train, elapsed);
+  EXPECT_EQ(summary["wall_time_s"], summary["train_time_s"]);  // the earlier name, kept
+}
+
+TEST(Cli, ANonFiniteReferenceIsRefusedBeforeTheRunDirectoryIsMade) {
+  fs::path dir = scratch("nan_reference");
+  ddtrain::reference::ReferenceField field;
+  field.x = {-1.0, -0.5, 0.0, 0.5};
+  field.t = {0.0, 1.0};
+  field.u = {0.1, 0.2, 0.3, 0.4, 0.5, std::nan(""), 0.7, 0.8};
+  ddtrain::reference::write_reference_mat((dir / "nan.mat").string(), field);
+  const std::string file = (dir / "nan.mat").string();
+  expect_one_line_error("train --problem allen_cahn --reference " + file + " --out " + (dir / "run").string(),
+                        "variable 'uu' holds 1 non-finite value (NaN or Inf; the first at index 5 of 8)");
+  EXPECT_FALSE(fs::exists(dir / "run"));
+  expect_one_line_error("compare --problem allen_cahn --solvers adam,lbfgs --reference " + file + " --out " +
+                            (dir / "cmp").string(), "non-finite");
+  EXPECT_FALSE(fs::exists(dir / "cmp"));
+}
+
+TEST(Cli, AHugePointCountNamesTheOptionAndItsBytes) {
+  expect_one_line_error("train --nf 1000000000000",
+                        "--nf 1000000000000 asks for at least 4000000000000 bytes (4 TB: one float32 value per point)");
+  expect_one_line_error("train --problem allen_cahn --precision float64 --nb 1000000000000",
+                        "--nb 1000000000000 asks for at least 8000000000000 bytes");
+  expect_one_line_error("compare --problem poisson1d --solvers adam,lbfgs --nf 1000000000000", "--nf 1000000000000");
+}
+
+TEST(Cli, QuietNeverHidesWhyARunFailed) {
+  fs::path out = scratch("quiet_failure") / "run";
+  Outcome o = run_cli("train --problem function_fit --solver sgd --lr 1e12 --epochs 200" + kFast + "--out " +
+                      out.string());
+  EXPECT_EQ(o.status, 2);
+  EXPECT_EQ(o.out, "");  // --quiet: no progress, no summary line
+  EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << o.err;
+  EXPECT_EQ(o.err.rfind("ddtrain: error: sgd: training failed (numerical_failure): the loss or the parameters "
+                        "became non-finite", 0), 0u) << o.err;
+  EXPECT_NE(o.err.find("results in " + out.string()), std::string::npos) << o.err;
 }

@@ -95,7 +95,7 @@ TEST(DeadRanks, AnErrorOnOneRankEndsTheJob) {
   EXPECT_NE(status, -1000) << "the job hangs after an error on rank 1";
   EXPECT_NE(status, 0);
   const std::string log = slurp(dir / "log2");
-  EXPECT_NE(log.find("ddtrain: error (rank 1): --resume"), std::string::npos) << log;
+  EXPECT_NE(log.find("ddtrain: error: rank 1: --resume"), std::string::npos) << log;
 }
 
 TEST(CliMpi, ReproducibleAndResumableOnTwoRanks) {

@@ -18,8 +18,8 @@ void write_reference_mat(const std::string& path, const ReferenceField& field);
 
 /// Reads x, tt, uu from a .mat file (any version libmatio reads: v4, v5, v7.3). Throws
 /// ddtrain::IoError with one line naming the file, what is wrong and what is expected when the
-/// file is missing, not a .mat file, truncated or corrupt, lacks a variable, or holds a variable
-/// of the wrong shape, class (not double) or complexity.
+/// file is missing, not a .mat file, truncated or corrupt, lacks a variable, holds a variable
+/// of the wrong shape, class (not double) or complexity, or holds NaN or Inf values.
 ReferenceField read_reference_mat(const std::string& path);
 
 }  // namespace ddtrain::reference
