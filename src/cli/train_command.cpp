@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <fstream>
+#include <map>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
@@ -112,6 +114,46 @@ ResumeState resume_from_checkpoint(const fs::path& dir, const RunIdentity& ident
   return checkpoint.state;
 }
 
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
+
+/// `recorded` (a config.ini) with each budget (--epochs, --max-iterations, --time-limit) set to
+/// the larger of its recorded value and the one in `resumed`; a smaller budget given to
+/// --resume ends this part early but does not rewrite what the run was configured for.
+std::string config_with_raised_budgets(const std::string& recorded, const std::string& resumed) {
+  auto values = [](const std::string& ini) {
+    std::map<std::string, std::string> out;
+    std::istringstream in(ini);
+    for (std::string line; std::getline(in, line);) {
+      const size_t eq = line.find(" = ");
+      if (eq != std::string::npos && line[0] != '#') out[line.substr(0, eq)] = line.substr(eq + 3);
+    }
+    return out;
+  };
+  const auto old_values = values(recorded), new_values = values(resumed);
+  std::string out;
+  std::istringstream in(recorded);
+  for (std::string line; std::getline(in, line);) {
+    const size_t eq = line.find(" = ");
+    const std::string key = eq == std::string::npos ? "" : line.substr(0, eq);
+    if (key == "epochs" || key == "max-iterations" || key == "time-limit") {
+      auto it = new_values.find(key);
+      if (it != new_values.end()) {
+        const double before = std::stod(old_values.at(key)), now = std::stod(it->second);
+        // 0 = no budget (max-iterations, time-limit): larger than any.
+        const bool unbounded_now = now == 0 && key != "epochs", unbounded_before = before == 0 && key != "epochs";
+        if (!unbounded_before && (unbounded_now || now > before)) line = key + " = " + it->second;
+      }
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
 }  // namespace
 
 int run_train(const std::vector<std::string>& args) {
@@ -136,8 +178,15 @@ nlohmann::json train_once(const std::vector<std::string>& args, int& status, boo
       !setup.resume.empty() && fs::equivalent(setup.resume, setup.out, same_error);
   if (writer && !setup.out.empty()) {
     if (!continue_in_place) prepare_results_directory(setup.out, setup.overwrite);
-    write_file_atomically(setup.out / "config.ini", setup.config_ini);
+    // Resumed in place: the recorded config stays, unless this part raises a budget.
+    const std::string config =
+        continue_in_place ? config_with_raised_budgets(slurp(setup.out / "config.ini"), setup.config_ini)
+                          : setup.config_ini;
+    write_file_atomically(setup.out / "config.ini", config);
   }
+  if (writer && !setup.resume.empty() && !setup.quiet)
+    std::printf("resumed from iteration %lld (epoch %lld) of '%s'\n", static_cast<long long>(resume.iteration),
+                static_cast<long long>(resume.epoch), setup.resume.string().c_str());
   if (!setup.out.empty()) {
     run.world->barrier();  // the directory exists before any rank writes its checkpoint
     std::error_code ec;

@@ -113,11 +113,18 @@ std::string any_to_string(const boost::any& value) {
   return out.str();
 }
 
+/// config.ini leaves out where the results go, how a run is started, and the output switches
+/// (a replay or `--resume -v` chooses its own).
+bool recorded_in_config(const std::string& key) {
+  static const std::set<std::string> left_out = {"config", "help", "out", "overwrite", "resume", "quiet", "verbose"};
+  return left_out.count(key) == 0;
+}
+
 std::string resolved_ini(const po::variables_map& vm) {
   std::ostringstream out;
   out << "# ddtrain resolved options (defaults included); usable as --config\n";
   for (const auto& [key, value] : vm) {
-    if (key == "config" || key == "help" || key == "out" || key == "overwrite" || key == "resume") continue;
+    if (!recorded_in_config(key)) continue;
     if (value.empty()) continue;
     // bool_switch options that are off are written as comments (INI switches need a value).
     out << key << " = " << any_to_string(value.value()) << "\n";
@@ -353,6 +360,17 @@ TrainSetup parse_train_setup(const std::vector<std::string>& args) {
     setup.resume = vm["resume"].as<std::string>();
     if (setup.out.empty()) setup.out = setup.resume;
   }
+  // File options are recorded as absolute paths: config.ini replays, and --resume works, from
+  // any directory.
+  for (const char* name : {"reference", "data"}) {
+    auto it = vm.find(name);
+    if (it == vm.end() || it->second.empty()) continue;
+    const std::string path = it->second.as<std::string>();
+    if (path.empty()) continue;
+    std::error_code ec;
+    const fs::path absolute = fs::absolute(path, ec);
+    if (!ec) it->second.value() = absolute.lexically_normal().string();
+  }
   setup.overwrite = vm["overwrite"].as<bool>();
   setup.quiet = vm["quiet"].as<bool>();
   setup.verbose = vm["verbose"].as<bool>();
@@ -516,7 +534,7 @@ nlohmann::json run_summary_json(const TrainSetup& setup, const Run& run, const S
   // The full resolved configuration (as in config.ini), so summary.json alone reproduces the run.
   nlohmann::json config;
   for (const auto& [key, value] : setup.vm)
-    if (!value.empty() && key != "config" && key != "help") config[key] = any_to_string(value.value());
+    if (!value.empty() && recorded_in_config(key)) config[key] = any_to_string(value.value());
   j["config"] = config;
   return j;
 }

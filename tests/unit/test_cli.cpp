@@ -288,3 +288,34 @@ TEST(Cli, QuietNeverHidesWhyARunFailed) {
                         "became non-finite", 0), 0u) << o.err;
   EXPECT_NE(o.err.find("results in " + out.string()), std::string::npos) << o.err;
 }
+
+TEST(Cli, ConfigIniIsPortableAndAResumeWithASmallerBudgetKeepsIt) {
+  fs::path dir = scratch("portable_config");
+  ddtrain::reference::ReferenceField field;
+  field.x = {-1.0, -0.5, 0.0, 0.5};
+  field.t = {0.0, 1.0};
+  field.u = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8};
+  ddtrain::reference::write_reference_mat((dir / "ref.mat").string(), field);
+  const fs::path relative = fs::relative(dir / "ref.mat", fs::current_path());
+  ASSERT_TRUE(relative.is_relative());
+  const fs::path run = dir / "run";
+  Outcome o = run_cli("train --problem allen_cahn --solver lbfgs --model fc --n0 16 --nb 16 --epochs 4 --reference " +
+                      relative.string() + kFast + "--out " + run.string());
+  ASSERT_EQ(o.status, 0) << o.err;
+  const std::string config = slurp(run / "config.ini");
+  EXPECT_NE(config.find("reference = " + fs::absolute(dir / "ref.mat").lexically_normal().string() + "\n"),
+            std::string::npos) << config;
+  EXPECT_EQ(config.find("quiet"), std::string::npos) << config;  // output switches are the replay's own
+  EXPECT_EQ(config.find("verbose"), std::string::npos) << config;
+  EXPECT_NE(config.find("epochs = 4\n"), std::string::npos) << config;
+  // A smaller budget: nothing more to do, the recorded config stays; -v works (no recorded -q).
+  o = run_cli("train --resume " + run.string() + " --epochs 2 --verbose");
+  ASSERT_EQ(o.status, 0) << o.err;
+  EXPECT_NE(o.out.find("resumed from iteration 4 (epoch 4)"), std::string::npos) << o.out;
+  EXPECT_EQ(slurp(run / "config.ini"), config);
+  // A larger one is recorded.
+  o = run_cli("train --resume " + run.string() + " --epochs 6");
+  ASSERT_EQ(o.status, 0) << o.err;
+  EXPECT_NE(slurp(run / "config.ini").find("epochs = 6\n"), std::string::npos);
+  EXPECT_EQ(nlohmann::json::parse(slurp(run / "summary.json"))["iterations"], 6);
+}
