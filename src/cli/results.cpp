@@ -64,17 +64,41 @@ nlohmann::json json_number(double v) {
 }
 }  // namespace
 
-std::string history_csv(const std::vector<IterationSummary>& rows) {
+std::string history_csv_row(const IterationSummary& r) {
   std::ostringstream out;
-  out << "iteration,epoch,wall_time_s,gradient_evaluations,local_gradient_evaluations,"
-         "loss_evaluations,loss,metric,step_length,radius,accepted\n";
-  for (const auto& r : rows) {
-    out << r.iteration << ',' << number(r.epoch) << ',' << number(r.wall_time_s) << ','
-        << r.gradient_evaluations << ',' << r.local_gradient_evaluations << ','
-        << r.loss_evaluations << ',' << number(r.loss) << ',' << number(r.metric) << ','
-        << number(r.step_length) << ',' << number(r.radius) << ',' << (r.accepted ? 1 : 0) << '\n';
-  }
+  out << r.iteration << ',' << number(r.epoch) << ',' << number(r.wall_time_s) << ','
+      << r.gradient_evaluations << ',' << r.local_gradient_evaluations << ','
+      << r.loss_evaluations << ',' << number(r.loss) << ',' << number(r.metric) << ','
+      << number(r.step_length) << ',' << number(r.radius) << ',' << (r.accepted ? 1 : 0) << '\n';
   return out.str();
+}
+
+std::string history_csv(const std::vector<IterationSummary>& rows) {
+  std::string out =
+      "iteration,epoch,wall_time_s,gradient_evaluations,local_gradient_evaluations,"
+      "loss_evaluations,loss,metric,step_length,radius,accepted\n";
+  for (const auto& r : rows) out += history_csv_row(r);
+  return out;
+}
+
+void HistoryStream::open(const fs::path& path, const std::vector<IterationSummary>& rows) {
+  path_ = path;
+  write_file_atomically(path, history_csv(rows));
+  out_.open(path, std::ios::binary | std::ios::app);
+  DDTRAIN_CHECK(out_.good(), IoError, "cannot append to '", path.string(), "'");
+}
+
+void HistoryStream::append(const IterationSummary& row) {
+  if (!out_.is_open()) return;
+  out_ << history_csv_row(row);
+  out_.flush();
+  DDTRAIN_CHECK(out_.good(), IoError, "error while writing '", path_.string(), "'");
+}
+
+void HistoryStream::finish(const std::vector<IterationSummary>& rows) {
+  if (!out_.is_open()) return;
+  out_.close();
+  write_file_atomically(path_, history_csv(rows));
 }
 
 nlohmann::json summary_json(const Summary& s) {

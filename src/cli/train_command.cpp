@@ -196,11 +196,14 @@ nlohmann::json train_once(const std::vector<std::string>& args, int& status, boo
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
 
+  HistoryStream history_file;
+  if (writer && !setup.out.empty()) history_file.open(setup.out / "history.csv", history);
   Progress progress(writer && !setup.quiet, setup.progress_every, run.train);
   const std::string metric_name = run.problem->evaluate().name;
   Callbacks callbacks;
   callbacks.on_iteration = [&](const IterationSummary& row) {
     history.push_back(row);
+    history_file.append(row);
     progress.report(row, metric_name);
     return true;
   };
@@ -210,7 +213,6 @@ nlohmann::json train_once(const std::vector<std::string>& args, int& status, boo
       Checkpoint checkpoint{identity, state, x, writer ? history : std::vector<IterationSummary>{}};
       save_checkpoint(checkpoint_file(setup.out / "checkpoint", run.world->rank()), checkpoint,
                       *run.solver, run.problem->model());
-      if (writer) write_file_atomically(setup.out / "history.csv", history_csv(history));
     };
   }
 
@@ -226,7 +228,7 @@ nlohmann::json train_once(const std::vector<std::string>& args, int& status, boo
   } catch (const std::exception& e) {
     progress.finish();
     if (writer && !setup.out.empty()) {
-      write_file_atomically(setup.out / "history.csv", history_csv(history));
+      history_file.finish(history);
       Summary failed;
       failed.termination = Termination::kNumericalFailure;
       failed.message = e.what();
@@ -241,7 +243,7 @@ nlohmann::json train_once(const std::vector<std::string>& args, int& status, boo
   if (setup.ensemble) result["members"] = gather_ensemble(*run.world, summary);
   if (writer) {
     if (!setup.out.empty()) {
-      write_file_atomically(setup.out / "history.csv", history_csv(history));
+      history_file.finish(history);
       write_file_atomically(setup.out / "summary.json", result.dump(2) + "\n");
       // The final parameters (after a numerical failure: the last finite ones).
       write_model_atomically(setup.out / "model.pt", run.problem->model());

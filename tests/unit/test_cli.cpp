@@ -319,3 +319,30 @@ TEST(Cli, ConfigIniIsPortableAndAResumeWithASmallerBudgetKeepsIt) {
   EXPECT_NE(slurp(run / "config.ini").find("epochs = 6\n"), std::string::npos);
   EXPECT_EQ(nlohmann::json::parse(slurp(run / "summary.json"))["iterations"], 6);
 }
+
+TEST(Cli, HistoryIsStreamedAndProgressInALogHasNoCarriageReturns) {
+  fs::path out = scratch("streamed") / "run";
+  const fs::path log = out.parent_path() / "log.txt";
+  BackgroundRun run(std::string(DDTRAIN_CLI_PATH) + " train --problem poisson1d --solver adam --time-limit 4 "
+                    "--progress-every 50 --precision float64 --nf 32 --depth 2 --width 6 --out " + out.string(), log);
+  // While the run goes, history.csv already holds rows (the file of a finished run is
+  // rewritten whole, so a row seen here before the end was streamed).
+  size_t rows_while_running = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (std::chrono::steady_clock::now() < deadline && rows_while_running < 10) {
+    if (!fs::exists(out / "summary.json") && fs::exists(out / "history.csv")) {
+      const std::string history = slurp(out / "history.csv");
+      rows_while_running = static_cast<size_t>(std::count(history.begin(), history.end(), '\n'));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(run.wait(30), 0);
+  EXPECT_GE(rows_while_running, 10u);
+  // stdout is a file, not a terminal: one plain line per report, no '\r'.
+  const std::string printed = slurp(log);
+  EXPECT_EQ(printed.find('\r'), std::string::npos);
+  EXPECT_NE(printed.find("\niter 50  epoch 50  loss "), std::string::npos) << printed.substr(0, 300);
+  const std::string history = slurp(out / "history.csv");
+  EXPECT_EQ(static_cast<int64_t>(std::count(history.begin(), history.end(), '\n')),
+            nlohmann::json::parse(slurp(out / "summary.json"))["iterations"].get<int64_t>() + 1);
+}
