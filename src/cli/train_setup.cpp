@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -267,23 +269,87 @@ RunIdentity run_identity(const TrainSetup& setup, int ranks, int64_t parameters)
   return identity;
 }
 
+namespace {
+
+/// A number as Boost prints a default, "0.90000000000000002", in its shortest form that reads
+/// back to the same double, "0.9".
+std::string shortest(const std::string& text) {
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || *end != '\0') return text;
+  for (int digits = 1; digits <= 17; ++digits) {
+    char buffer[40];
+    std::snprintf(buffer, sizeof(buffer), "%.*g", digits, value);
+    if (std::strtod(buffer, nullptr) != value) continue;
+    std::string out = buffer;  // 1e-08 -> 1e-8
+    const size_t e = out.find('e');
+    if (e != std::string::npos) {
+      size_t digits_at = e + 1 + (out[e + 1] == '-' || out[e + 1] == '+');
+      while (digits_at + 1 < out.size() && out[digits_at] == '0') out.erase(digits_at, 1);
+      if (out[e + 1] == '+') out.erase(e + 1, 1);
+    }
+    return out;
+  }
+  return text;
+}
+
+/// Every "(=DEFAULT)" of Boost's option listing with the default in its shortest form (padded,
+/// so that the descriptions stay in their column).
+std::string with_shortest_defaults(const std::string& listing) {
+  std::string out;
+  size_t at = 0;
+  for (size_t open; (open = listing.find("(=", at)) != std::string::npos;) {
+    const size_t close = listing.find(')', open);
+    if (close == std::string::npos) break;
+    const std::string value = listing.substr(open + 2, close - open - 2);
+    const std::string short_value = shortest(value);
+    out += listing.substr(at, open + 2 - at) + short_value + ")";
+    if (short_value.size() < value.size() && close + 1 < listing.size() && listing[close + 1] == ' ')
+      out += std::string(value.size() - short_value.size(), ' ');
+    at = close + 1;
+  }
+  return out + listing.substr(at);
+}
+
+/// The registrants' option blocks, each distinct block once (mnist, fashion_mnist and cifar10
+/// share theirs), headed by the registrants that use it.
+template <typename Registry>
+void print_blocks(const Registry& registry, const char* kind, const std::string& only) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> blocks;  // options -> "name: summary"
+  for (const auto& [name, entry] : registry) {
+    if (!only.empty() && name != only) continue;
+    po::options_description d;
+    if (entry.add_options) entry.add_options(d);
+    std::ostringstream text;
+    text << d;
+    auto it = std::find_if(blocks.begin(), blocks.end(), [&](const auto& b) { return b.first == text.str(); });
+    if (it == blocks.end()) it = blocks.insert(blocks.end(), {text.str(), {}});
+    it->second.push_back(name + "': " + entry.summary);
+  }
+  for (const auto& [options, owners] : blocks) {
+    if (owners.size() == 1) {
+      std::cout << kind << " '" << owners[0] << ":\n";
+    } else {
+      std::cout << kind << "s with the same options:\n";
+      for (const auto& owner : owners) std::cout << "  '" << owner << "\n";
+    }
+    std::cout << with_shortest_defaults(options) << "\n";
+  }
+}
+
+}  // namespace
+
 void print_train_help(const std::string& solver, const std::string& problem) {
   std::cout << "Usage: ddtrain train [--problem NAME] [--solver NAME] [options]\n"
                "       mpirun -np P ddtrain train ...   (data-parallel / subdomain-parallel)\n\n"
-               "Problems: " << problem_names() << "\nSolvers:  " << solver_names() << "\n\n";
-  std::cout << common_options() << "\n";
-  for (const auto& [name, entry] : solver_registry()) {
-    if (!solver.empty() && name != solver) continue;
-    po::options_description d("Solver '" + name + "': " + entry.summary);
-    if (entry.add_options) entry.add_options(d);
-    std::cout << d << "\n";
-  }
-  for (const auto& [name, entry] : problem_registry()) {
-    if (!problem.empty() && name != problem) continue;
-    po::options_description d("Problem '" + name + "': " + entry.summary);
-    if (entry.add_options) entry.add_options(d);
-    std::cout << d << "\n";
-  }
+               "Problems: " << problem_names() << "\nSolvers:  " << solver_names() << "\n";
+  if (solver.empty() && problem.empty())
+    std::cout << "(ddtrain train --solver S --problem P --help: only their options)\n";
+  std::ostringstream common;
+  common << common_options();
+  std::cout << "\n" << with_shortest_defaults(common.str()) << "\n";
+  print_blocks(solver_registry(), "Solver", solver);
+  print_blocks(problem_registry(), "Problem", problem);
 }
 
 TrainSetup parse_train_setup(const std::vector<std::string>& args) {
@@ -308,8 +374,10 @@ TrainSetup parse_train_setup(const std::vector<std::string>& args) {
   const std::string solver_name = first["solver"].as<std::string>();
   const std::string problem_name = first["problem"].as<std::string>();
   if (first.count("help")) {
-    print_train_help(first["solver"].defaulted() ? "" : solver_name,
-                     first["problem"].defaulted() ? "" : problem_name);
+    // With --solver or --problem: only the chosen solver's and problem's options (the
+    // default of the one not given is the chosen one).
+    const bool chosen = !first["solver"].defaulted() || !first["problem"].defaulted();
+    print_train_help(chosen ? solver_name : "", chosen ? problem_name : "");
     setup.help_requested = true;
     return setup;
   }

@@ -346,3 +346,35 @@ TEST(Cli, HistoryIsStreamedAndProgressInALogHasNoCarriageReturns) {
   EXPECT_EQ(static_cast<int64_t>(std::count(history.begin(), history.end(), '\n')),
             nlohmann::json::parse(slurp(out / "summary.json"))["iterations"].get<int64_t>() + 1);
 }
+
+TEST(Cli, HelpPrintsEachOptionGroupOnceWithShortDefaults) {
+  auto count = [](const std::string& text, const std::string& needle) {
+    size_t n = 0;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+    return n;
+  };
+  Outcome o = run_cli("train --help");
+  ASSERT_EQ(o.status, 0);
+  EXPECT_EQ(count(o.out, "--train-subset"), 1u);  // mnist, fashion_mnist, cifar10: one block
+  EXPECT_EQ(count(o.out, "--beta1"), 1u);
+  EXPECT_EQ(o.out.find("0000000"), std::string::npos);  // no 0.90000000000000002
+  EXPECT_NE(o.out.find("--beta1 arg (=0.9) "), std::string::npos);
+  EXPECT_NE(o.out.find("(=1e-8)"), std::string::npos);
+  // With --solver: that solver's and the chosen (default) problem's options only.
+  o = run_cli("train --solver adam --help");
+  ASSERT_EQ(o.status, 0);
+  EXPECT_NE(o.out.find("--beta1"), std::string::npos);
+  EXPECT_NE(o.out.find("Problem 'poisson1d'"), std::string::npos);
+  EXPECT_EQ(o.out.find("--radius"), std::string::npos);      // tr, apts, sapts
+  EXPECT_EQ(o.out.find("--local-steps"), std::string::npos);  // plbfgs
+  EXPECT_EQ(o.out.find("--rad-every"), std::string::npos);    // allen_cahn
+  o = run_cli("train --problem allen_cahn --solver bfgs --help");
+  EXPECT_NE(o.out.find("--rad-every"), std::string::npos);
+  EXPECT_NE(o.out.find("--update"), std::string::npos);
+  EXPECT_EQ(o.out.find("--beta1"), std::string::npos);
+  // Every error line starts with "ddtrain: error:".
+  for (const char* args : {"train --epochs 0", "frobnicate", "train --nf 1000000000000", "compare --solvers lbfgs,foo"}) {
+    o = run_cli(args);
+    EXPECT_EQ(o.err.rfind("ddtrain: error: ", 0), 0u) << args << ": " << o.err;
+  }
+}
