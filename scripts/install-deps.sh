@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian package ddtrain needs to build, test, benchmark and plot.
 # Usage (as root on Debian 12):  scripts/install-deps.sh [--with-bench]
-#   --with-bench  also installs python3-torch and python3-scipy (the PyTorch comparison
-#                 benchmarks only).
+#   --with-bench  also installs python3-scipy (the PyTorch comparison benchmarks only).
 set -euo pipefail
 
 packages=(
@@ -19,9 +18,11 @@ packages=(
   doxygen                      # the API reference (`docs` target)
   dataset-fashion-mnist        # real Fashion-MNIST under /usr/share/datasets/fashion-mnist
   python3-matplotlib python3-numpy  # ddtrain plot
+  python3-dev pybind11-dev python3-torch  # the Python package `ddtrain` (python/; same libtorch1.13)
+  python3-pytest               # its tests (tests/python)
 )
 if [[ "${1:-}" == "--with-bench" ]]; then
-  packages+=(python3-torch python3-scipy)
+  packages+=(python3-scipy)
 fi
 
 if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
