@@ -437,7 +437,7 @@ class Engine {
   Engine(const std::string& solver, py::dict options,
          const std::vector<std::pair<std::string, torch::Tensor>>& parameters, CommunicatorPtr comm,
          const std::vector<std::vector<std::string>>& groups, int subdomains, int overlap,
-         std::optional<double> weight, bool full_batch)
+         std::optional<double> weight, bool full_batch, const std::map<std::string, std::string>& layer_of)
       : name_(solver), comm_(comm ? std::move(comm) : std::make_shared<SelfComm>()),
         full_batch_(full_batch) {
     DDTRAIN_CHECK(!parameters.empty(), InvalidArgument, "the optimizer got an empty parameter list");
@@ -445,7 +445,14 @@ class Engine {
                   "shard_size must be a finite number >= 0");
     solver_ = make_solver(solver, std::move(options));
     module_ = mirror_module(parameters);
-    parameters_ = std::make_unique<FlatParameters>(*module_);
+    LayerOf layers = top_level_layer;
+    if (!layer_of.empty()) {
+      layers = [layer_of](const std::string& name) {
+        auto found = layer_of.find(name);
+        return found != layer_of.end() ? found->second : top_level_layer(name);
+      };
+    }
+    parameters_ = std::make_unique<FlatParameters>(*module_, layers);
     local_ = std::make_unique<ClosureObjective>(*parameters_);
     global_ = std::make_unique<CollectiveObjective>(*local_, comm_, weight);
     self_ = std::make_shared<SelfComm>();
@@ -675,9 +682,10 @@ PYBIND11_MODULE(_core, m) {
   py::class_<Engine>(m, "Engine")
       .def(py::init<const std::string&, py::dict, const std::vector<std::pair<std::string, torch::Tensor>>&,
                     CommunicatorPtr, const std::vector<std::vector<std::string>>&, int, int,
-                    std::optional<double>, bool>(),
+                    std::optional<double>, bool, const std::map<std::string, std::string>&>(),
            py::arg("solver"), py::arg("options"), py::arg("parameters"), py::arg("comm"), py::arg("groups"),
-           py::arg("subdomains"), py::arg("overlap"), py::arg("weight"), py::arg("full_batch"))
+           py::arg("subdomains"), py::arg("overlap"), py::arg("weight"), py::arg("full_batch"),
+           py::arg("layer_of") = std::map<std::string, std::string>())
       .def("step", &Engine::step, py::arg("closure"), py::arg("micro_weights") = py::none())
       .def("state", &Engine::state)
       .def("load_state", &Engine::load_state)

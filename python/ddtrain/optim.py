@@ -56,7 +56,7 @@ class _Optimizer(torch.optim.Optimizer):
     _solver = None  # the C++ solver's name
 
     def __init__(self, params, options, comm=None, shard_size=None, full_batch=True, max_iter=1,
-                 groups=None, subdomains=0, overlap=0):
+                 groups=None, subdomains=0, overlap=0, layer_of=None):
         self._options = dict(options)
         named = _named_parameters(params)
         if not named:
@@ -73,7 +73,8 @@ class _Optimizer(torch.optim.Optimizer):
         self.max_iter = max_iter
         self._engine = _core.Engine(self._solver, {k: v for k, v in options.items() if v is not None},
                                     named, comm, groups or [], int(subdomains), int(overlap),
-                                    None if shard_size is None else float(shard_size), bool(full_batch))
+                                    None if shard_size is None else float(shard_size), bool(full_batch),
+                                    layer_of or {})
         #: The StepSummary of the last iteration as a dict (loss, gradient_norm, step_length,
         #: radius, accepted, evaluation counts, termination, message); None before the first.
         self.last_step = None
@@ -220,6 +221,20 @@ class BFGS(_Optimizer):
                          max_iter=max_iter)
 
 
+def _layer_of(model):
+    """Parameter name -> layer: the module's children that hold parameters (an activation holds
+    none and is skipped); a module whose parameters all sit in ONE container child (e.g.
+    self.net = Sequential(...)) is looked into, down to where there are several."""
+    prefix, module = "", model
+    while not list(module.named_parameters(recurse=False)):
+        holders = [(n, c) for n, c in module.named_children() if any(True for _ in c.parameters())]
+        if len(holders) != 1 or not any(True for _ in holders[0][1].children()):
+            break
+        prefix += holders[0][0] + "."
+        module = holders[0][1]
+    return {name: prefix + name[len(prefix):].split(".")[0] for name, _ in model.named_parameters()}
+
+
 def _model_parameters(model, what):
     if isinstance(model, torch.nn.Module):
         return [(n, p) for n, p in model.named_parameters()]
@@ -236,7 +251,9 @@ class PLBFGS(_Optimizer):
     global L-BFGS step.
 
     model: the torch.nn.Module. subdomains: number of subdomains, built from the module's
-    children that hold parameters (an activation child holds none and is skipped), as balanced
+    children that hold parameters (an activation child holds none and is skipped; a model whose
+    parameters all sit in one container child, e.g. self.net = Sequential(...), is partitioned
+    by that container's children), as balanced
     groups of consecutive children widened by `overlap` children on each side; or `partition`:
     a list of lists of parameter names (as in model.named_parameters()). variant: "additive" |
     "multiplicative". local_solver: "lbfgs" | "adam" | "sgd"; local_history, local_lr,
@@ -265,7 +282,8 @@ class PLBFGS(_Optimizer):
                        history=history, combination=combination, secant_pair=secant_pair,
                        weight_iterations=weight_iterations, gradient_tolerance=gradient_tolerance)
         super().__init__(named, options, comm=comm, shard_size=shard_size, full_batch=full_batch,
-                         max_iter=max_iter, groups=groups, subdomains=subdomains, overlap=overlap)
+                         max_iter=max_iter, groups=groups, subdomains=subdomains, overlap=overlap,
+                         layer_of=_layer_of(model) if isinstance(model, torch.nn.Module) else None)
 
     @property
     def partition(self):

@@ -307,3 +307,17 @@ def test_init_gives_rank_and_size():
     assert 0 <= comm.rank < comm.size
     assert comm.backend in ("self", "mpi")
     assert ddtrain.init() is comm
+
+
+def test_plbfgs_looks_into_a_single_container_child(self_comm):
+    class Wrapped(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Identity()
+            self.net = mlp()
+
+        def forward(self, x):
+            return self.net(self.scale(x))
+
+    opt = ddtrain.optim.PLBFGS(Wrapped(), subdomains=3, comm=self_comm)
+    assert opt.layers == ["net.0", "net.2", "net.4"]
