@@ -1,3 +1,5 @@
+#include <cmath>
+
 #include "ddtrain/error.hpp"
 #include "ddtrain/models.hpp"
 
@@ -22,6 +24,42 @@ torch::Tensor activate(const torch::Tensor& x, const std::string& name) {
   return x;
 }
 
+std::string WeightFactorization::validate() const {
+  if (!std::isfinite(mean)) return "--factorization-mean must be finite";
+  if (!(std >= 0) || !std::isfinite(std)) return "--factorization-std must be finite and >= 0";
+  return "";
+}
+
+torch::Tensor effective_weight(const torch::nn::Linear& layer) {
+  const torch::Tensor* log_scale = layer->named_parameters(/*recurse=*/false).find("log_scale");
+  if (log_scale == nullptr) return layer->weight;
+  return log_scale->exp().unsqueeze(1) * layer->weight;
+}
+
+torch::Tensor apply_linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
+  return torch::nn::functional::linear(x, effective_weight(layer), layer->bias);
+}
+
+void factorize_weights(torch::nn::Module& module, const WeightFactorization& factorization, uint64_t seed) {
+  if (!factorization.enabled) return;
+  const std::string invalid = factorization.validate();
+  DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
+  torch::NoGradGuard no_grad;
+  auto generator = at::detail::createCPUGenerator(seed);
+  for (const auto& child : module.modules(/*include_self=*/true)) {
+    auto* linear = child->as<torch::nn::LinearImpl>();
+    if (linear == nullptr) continue;
+    DDTRAIN_CHECK(linear->named_parameters(false).find("log_scale") == nullptr, InvalidArgument,
+                  "factorize_weights: the network is factorized already");
+    const torch::Tensor& w = linear->weight;
+    const torch::Tensor s =
+        (torch::randn({w.size(0)}, generator, torch::kFloat64) * factorization.std + factorization.mean)
+            .to(w.options());
+    w.mul_((-s).exp().unsqueeze(1));
+    linear->register_parameter("log_scale", s);
+  }
+}
+
 FullyConnectedImpl::FullyConnectedImpl(FullyConnectedOptions options) : options_(options) {
   DDTRAIN_CHECK(options_.depth >= 1, InvalidArgument, "--depth must be >= 1, got ", options_.depth);
   DDTRAIN_CHECK(options_.width >= 1, InvalidArgument, "--width must be >= 1, got ", options_.width);
@@ -37,8 +75,33 @@ FullyConnectedImpl::FullyConnectedImpl(FullyConnectedOptions options) : options_
 }
 
 torch::Tensor FullyConnectedImpl::forward(torch::Tensor x) {
-  for (size_t l = 0; l + 1 < linears_.size(); ++l) x = activate(linears_[l]->forward(x), options_.activation);
-  return linears_.back()->forward(x);
+  for (size_t l = 0; l + 1 < linears_.size(); ++l) x = activate(apply_linear(linears_[l], x), options_.activation);
+  return apply_linear(linears_.back(), x);
+}
+
+ModifiedMlpImpl::ModifiedMlpImpl(FullyConnectedOptions options) : options_(options) {
+  DDTRAIN_CHECK(options_.depth >= 1, InvalidArgument, "--depth must be >= 1, got ", options_.depth);
+  DDTRAIN_CHECK(options_.width >= 1, InvalidArgument, "--width must be >= 1, got ", options_.width);
+  DDTRAIN_CHECK(options_.inputs >= 1 && options_.outputs >= 1, InvalidArgument,
+                "network inputs/outputs must be >= 1");
+  check_activation(options_.activation);
+  encoder_u_ = register_module("encoder_u", torch::nn::Linear(options_.inputs, options_.width));
+  encoder_v_ = register_module("encoder_v", torch::nn::Linear(options_.inputs, options_.width));
+  for (int64_t l = 0; l < options_.depth; ++l)
+    gates_.push_back(register_module("layer" + std::to_string(l),
+                                     torch::nn::Linear(l == 0 ? options_.inputs : options_.width, options_.width)));
+  output_ = register_module("output", torch::nn::Linear(options_.width, options_.outputs));
+}
+
+torch::Tensor ModifiedMlpImpl::forward(torch::Tensor x) {
+  const torch::Tensor u = activate(apply_linear(encoder_u_, x), options_.activation);
+  const torch::Tensor v = activate(apply_linear(encoder_v_, x), options_.activation);
+  const torch::Tensor u_minus_v = u - v;
+  for (const torch::nn::Linear& gate : gates_) {
+    const torch::Tensor z = activate(apply_linear(gate, x), options_.activation);
+    x = v + z * u_minus_v;  // z u + (1 - z) v
+  }
+  return apply_linear(output_, x);
 }
 
 }  // namespace ddtrain

@@ -32,9 +32,9 @@ ResNetImpl::ResNetImpl(ResNetOptions options) : options_(std::move(options)) {
 }
 
 torch::Tensor ResNetImpl::forward(torch::Tensor x) {
-  torch::Tensor h = activate(units_[0]->forward(x), options_.activation);
-  for (size_t k = 1; k < units_.size(); ++k) h = h + activate(units_[k]->forward(h), options_.activation);
-  return output_->forward(h);
+  torch::Tensor h = activate(apply_linear(units_[0], x), options_.activation);
+  for (size_t k = 1; k < units_.size(); ++k) h = h + activate(apply_linear(units_[k], h), options_.activation);
+  return apply_linear(output_, h);
 }
 
 // The module tree already groups each unit's parameters under its top-level child.

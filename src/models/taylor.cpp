@@ -55,7 +55,7 @@ struct Affine {
 };
 
 Affine linear(const StackedJet& in, const torch::nn::Linear& layer) {
-  const torch::Tensor& w = layer->weight;
+  const torch::Tensor w = effective_weight(layer);
   const int64_t slots = in.data.size(0), n = in.data.size(1);
   DDTRAIN_CHECK(in.data.size(2) == w.size(1), InvalidArgument, "forward_jet: the input jet has ",
                 in.data.size(2), " features, the layer expects ", w.size(1));
@@ -210,6 +210,27 @@ StackedJet activate(const StackedJet& z, const torch::Tensor& bias, const std::s
   return StackedJet{torch::cat(parts), z.t, z.xx};
 }
 
+/// The jet of the elementwise product a * b (Leibniz): (ab)_x = a_x b + a b_x, likewise t,
+/// (ab)_xx = a_xx b + 2 a_x b_x + a b_xx.
+StackedJet product(const StackedJet& a, const StackedJet& b) {
+  const torch::Tensor a0 = a.data.select(0, 0), b0 = b.data.select(0, 0);
+  const int64_t first = a.first_order();
+  std::vector<torch::Tensor> parts{(a0 * b0).unsqueeze(0),
+                                   a.data.narrow(0, 1, first) * b0 + a0 * b.data.narrow(0, 1, first)};
+  if (a.xx) {
+    const int64_t last = a.slots() - 1;
+    parts.push_back((a.data.select(0, last) * b0 + a0 * b.data.select(0, last) +
+                     2 * a.data.select(0, 1) * b.data.select(0, 1))
+                        .unsqueeze(0));
+  }
+  return StackedJet{torch::cat(parts), a.t, a.xx};
+}
+
+StackedJet activated_layer(const StackedJet& in, const torch::nn::Linear& layer, const std::string& activation) {
+  const Affine z = linear(in, layer);
+  return activate(z.linear, z.bias, activation);
+}
+
 }  // namespace
 
 SpaceTimeJet coordinate_jet(const torch::Tensor& xt, bool with_t, bool with_xx) {
@@ -248,6 +269,17 @@ SpaceTimeJet forward_jet(ResNetImpl& network, const SpaceTimeJet& input) {
     z = linear(h, units[k]);
     h = StackedJet{h.data + activate(z.linear, z.bias, activation).data, h.t, h.xx};
   }
+  return unstack(with_bias(linear(h, network.output())));
+}
+
+SpaceTimeJet forward_jet(ModifiedMlpImpl& network, const SpaceTimeJet& input) {
+  const std::string& activation = network.options().activation;
+  StackedJet h = stack(input);
+  const StackedJet u = activated_layer(h, network.encoder_u(), activation);
+  const StackedJet v = activated_layer(h, network.encoder_v(), activation);
+  const StackedJet u_minus_v{u.data - v.data, h.t, h.xx};
+  for (const torch::nn::Linear& gate : network.gates())  // h = z u + (1 - z) v = v + z (u - v)
+    h = StackedJet{v.data + product(activated_layer(h, gate, activation), u_minus_v).data, h.t, h.xx};
   return unstack(with_bias(linear(h, network.output())));
 }
 

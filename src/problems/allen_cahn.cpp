@@ -23,6 +23,7 @@ constexpr double kPi = 3.14159265358979323846;
 enum PointSet : uint64_t { kResidualSet = 0, kInitialSet = 1, kBoundarySet = 2, kPointSets = 3 };
 constexpr uint64_t kModelStream = 1ULL << 62;
 constexpr uint64_t kRadStream = 1ULL << 61;  ///< + 2 * round (+1: the draw among candidates)
+constexpr uint64_t kFactorizationStream = (1ULL << 62) + 1;  ///< the log-scales of --weight-factorization
 
 /// Xavier-normal weights and zero biases (the usual tanh-PINN initialization), drawn in float64
 /// from a generator of its own so the result depends only on the seed, not on torch's global
@@ -78,6 +79,8 @@ std::string to_string(Derivatives derivatives) {
 std::string AllenCahnOptions::why_not_fused() const {
   if (constraints != Constraints::kHard) return "it needs --constraints hard";
   if (activation != "tanh") return "it needs --activation tanh";
+  if (model != "resnet" && model != "fc") return "it needs --model resnet or fc";
+  if (weight_factorization.enabled) return "it needs plain weights (no --weight-factorization)";
   if (!device.is_cpu()) return "it runs on the CPU only";
   return "";
 }
@@ -114,7 +117,9 @@ std::string AllenCahnOptions::validate() const {
   if (fourier_modes < 1 || fourier_modes > 64) return "--fourier-modes must be in [1, 64]";
   if (fourier_modes > 1 && constraints != Constraints::kHard)
     return "--fourier-modes applies to hard constraints (the soft network takes (x, t))";
-  if (model != "resnet" && model != "fc") return "--model must be resnet or fc, got '" + model + "'";
+  if (model != "resnet" && model != "fc" && model != "modified-mlp")
+    return "--model must be resnet, fc or modified-mlp, got '" + model + "'";
+  if (std::string e = weight_factorization.validate(); !e.empty()) return e;
   if (std::string e = check_positive(depth, "--depth"); !e.empty()) return e;
   if (std::string e = check_positive(width, "--width"); !e.empty()) return e;
   try {
@@ -275,16 +280,22 @@ void AllenCahnProblem::build_model() {
     network_jet_ = [net](const SpaceTimeJet& in) mutable { return forward_jet(*net, in); };
     fused_network = FusedTanhNetwork::of(*net);
     layer_of = resnet_layer_of;
-  } else {
+  } else if (options_.model == "fc") {
     FullyConnected net(
         FullyConnectedOptions{inputs, 1, options_.depth, options_.width, options_.activation});
     module_ = net.ptr();
     network_ = [net](const torch::Tensor& in) mutable { return net->forward(in); };
     network_jet_ = [net](const SpaceTimeJet& in) mutable { return forward_jet(*net, in); };
     fused_network = FusedTanhNetwork::of(*net);
+  } else {
+    ModifiedMlp net(FullyConnectedOptions{inputs, 1, options_.depth, options_.width, options_.activation});
+    module_ = net.ptr();
+    network_ = [net](const torch::Tensor& in) mutable { return net->forward(in); };
+    network_jet_ = [net](const SpaceTimeJet& in) mutable { return forward_jet(*net, in); };
   }
   initialize_xavier(*module_, mix_seed(options_.seed, kModelStream));
   module_->to(options_.device, options_.dtype);
+  factorize_weights(*module_, options_.weight_factorization, mix_seed(options_.seed, kFactorizationStream));
   parameters_ = std::make_unique<FlatParameters>(*module_, layer_of);
 
   derivatives_ = options_.derivatives;

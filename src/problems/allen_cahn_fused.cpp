@@ -21,7 +21,10 @@ constexpr int64_t kSlots = 4;     // value, d/dx, d/dt, d2/dx2
 int64_t features_of(const FusedTanhNetwork& network) { return network.hidden.front()->weight.size(1); }
 
 bool fusable(const FusedTanhNetwork& network) {
-  auto has_bias = [](const torch::nn::Linear& layer) { return layer && layer->bias.defined(); };
+  // Plain weights only: a factorized layer (factorize_weights) applies diag(exp(s)) V.
+  auto has_bias = [](const torch::nn::Linear& layer) {
+    return layer && layer->bias.defined() && layer->named_parameters(false).find("log_scale") == nullptr;
+  };
   if (network.hidden.empty() || !has_bias(network.output) || network.output->weight.size(0) != 1)
     return false;
   const int64_t width = network.hidden.front()->weight.size(0);

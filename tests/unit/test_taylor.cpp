@@ -1,8 +1,8 @@
 // Taylor-mode derivatives (ddtrain/models/taylor.hpp) and the Allen–Cahn residual built on
-// them: the network jets equal nested autograd for every activation and both networks, the
-// problem's Taylor residual and loss gradient equal the autograd ones (hard and soft
-// constraints, ResNet and FC), u_x / u_t / u_xx match central differences, and the option
-// parses and validates.
+// them: the network jets equal nested autograd for every activation and network (ResNet, FC,
+// modified MLP; plain and factorized weights), the problem's Taylor residual and loss gradient
+// equal the autograd ones (hard and soft constraints), u_x / u_t / u_xx match central
+// differences, and the options parse and validate.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -66,6 +66,73 @@ TEST(TaylorJet, NetworkJetsEqualNestedAutogradForEveryActivation) {
   }
 }
 
+TEST(TaylorJet, ModifiedMlpAndFactorizedWeightsEqualNestedAutograd) {
+  torch::manual_seed(4);
+  const torch::Tensor xt = torch::rand({41, 2}, kF64) * 2 - 1;
+  for (const std::string activation : {"tanh", "sin", "relu"}) {
+    for (bool factorized : {false, true}) {
+      const std::string what = activation + (factorized ? " factorized" : "");
+      ModifiedMlp gated(FullyConnectedOptions{2, 1, 3, 7, activation});
+      FullyConnected fc(FullyConnectedOptions{2, 1, 2, 6, activation});
+      ResNet resnet(ResNetOptions{2, 1, 2, 6, activation});
+      for (torch::nn::Module* m : {static_cast<torch::nn::Module*>(gated.get()),
+                                   static_cast<torch::nn::Module*>(fc.get()),
+                                   static_cast<torch::nn::Module*>(resnet.get())}) {
+        m->to(torch::kFloat64);
+        factorize_weights(*m, WeightFactorization{factorized, 1.0, 0.3}, 17);
+      }
+      expect_jet_equals_autograd(forward_jet(*gated, coordinate_jet(xt)),
+                                 autograd_derivatives([&](torch::Tensor p) { return gated->forward(p); }, xt),
+                                 "modified-mlp " + what);
+      expect_jet_equals_autograd(forward_jet(*fc, coordinate_jet(xt)),
+                                 autograd_derivatives([&](torch::Tensor p) { return fc->forward(p); }, xt),
+                                 "fc " + what);
+      expect_jet_equals_autograd(forward_jet(*resnet, coordinate_jet(xt)),
+                                 autograd_derivatives([&](torch::Tensor p) { return resnet->forward(p); }, xt),
+                                 "resnet " + what);
+    }
+  }
+}
+
+TEST(TaylorJet, ModifiedMlpIsTheGatedNetworkOfItsDefinition) {
+  ModifiedMlp net(FullyConnectedOptions{2, 1, 2, 5, "tanh"});
+  net->to(torch::kFloat64);
+  EXPECT_EQ(net->parameters().size(), 2u * 5u);  // encoders u, v, two gates, output
+  const torch::Tensor x = torch::rand({9, 2}, kF64);
+  auto dense = [](const torch::nn::Linear& l, const torch::Tensor& h) { return h.mm(l->weight.t()) + l->bias; };
+  const torch::Tensor u = torch::tanh(dense(net->encoder_u(), x)), v = torch::tanh(dense(net->encoder_v(), x));
+  torch::Tensor h = x;
+  for (const auto& gate : net->gates()) {
+    const torch::Tensor z = torch::tanh(dense(gate, h));
+    h = z * u + (1 - z) * v;
+  }
+  EXPECT_LT(relative_error(net->forward(x), dense(net->output(), h)), 1e-14);
+}
+
+TEST(WeightFactorization, KeepsTheFunctionAndAddsOneLogScalePerUnit) {
+  FullyConnected fc(FullyConnectedOptions{2, 1, 3, 9, "tanh"});
+  fc->to(torch::kFloat64);
+  const torch::Tensor x = torch::rand({13, 2}, kF64);
+  const torch::Tensor before = fc->forward(x).detach();
+  const size_t count_before = fc->parameters().size();
+  factorize_weights(*fc, WeightFactorization{false, 1.0, 0.1}, 3);  // off: nothing changes
+  EXPECT_EQ(fc->parameters().size(), count_before);
+  factorize_weights(*fc, WeightFactorization{true, 1.0, 0.1}, 3);
+  EXPECT_EQ(fc->parameters().size(), count_before + 4);  // one log-scale vector per layer
+  EXPECT_LT(relative_error(fc->forward(x).detach(), before), 1e-14);
+  const torch::Tensor* s = fc->linears()[1]->named_parameters(false).find("log_scale");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->size(0), 9);
+  EXPECT_NEAR(s->mean().item<double>(), 1.0, 0.15);
+  EXPECT_GT(s->std().item<double>(), 0.02);
+  // The trained V is W / exp(s): smaller than the initial weight by e^-1 on average.
+  EXPECT_LT(fc->linears()[1]->weight.abs().sum().item<double>(),
+            0.5 * effective_weight(fc->linears()[1]).abs().sum().item<double>());
+  EXPECT_THROW(factorize_weights(*fc, WeightFactorization{true, 1.0, 0.1}, 3), InvalidArgument);
+  EXPECT_NE(WeightFactorization({true, 1.0, -1.0}).validate().find("--factorization-std"), std::string::npos);
+  EXPECT_NE(WeightFactorization({true, NAN, 0.1}).validate().find("--factorization-mean"), std::string::npos);
+}
+
 TEST(TaylorJet, FirstOrderJetLeavesOutTAndXx) {
   ResNet net(ResNetOptions{2, 1, 2, 5, "tanh"});
   net->to(torch::kFloat64);
@@ -115,10 +182,15 @@ AllenCahnOptions tiny_options(Constraints constraints, const std::string& model,
 TEST(TaylorAllenCahn, ResidualAndLossGradientEqualAutograd) {
   const reference::ReferenceField reference = tiny_reference();
   for (Constraints constraints : {Constraints::kHard, Constraints::kSoft}) {
-    for (const std::string model : {"resnet", "fc"}) {
+    for (const std::string model : {"resnet", "fc", "modified-mlp", "fc factorized"}) {
       const std::string what = to_string(constraints) + " " + model;
-      AllenCahnProblem taylor(tiny_options(constraints, model, Derivatives::kTaylor), reference);
-      AllenCahnProblem autograd(tiny_options(constraints, model, Derivatives::kAutograd), reference);
+      auto options = [&](Derivatives derivatives) {
+        AllenCahnOptions o = tiny_options(constraints, model.substr(0, model.find(' ')), derivatives);
+        o.weight_factorization.enabled = model.find("factorized") != std::string::npos;
+        return o;
+      };
+      AllenCahnProblem taylor(options(Derivatives::kTaylor), reference);
+      AllenCahnProblem autograd(options(Derivatives::kAutograd), reference);
       ASSERT_TRUE(torch::equal(taylor.parameters().values(), autograd.parameters().values()));
       ASSERT_TRUE(torch::equal(taylor.residual_points(), autograd.residual_points()));
 
@@ -376,11 +448,21 @@ TEST(FusedAllenCahn, AutoFallsBackToTaylorAndAnExplicitFusedRequestIsCheckedClea
   EXPECT_NE(no_chunk.validate().find("chunk must be >= 1"), std::string::npos) << no_chunk.validate();
   EXPECT_THROW(AllenCahnProblem(no_chunk, reference), InvalidArgument);
 
-  for (AllenCahnOptions o : {tiny_options(Constraints::kSoft, "resnet", Derivatives::kFused), sine}) {
+  AllenCahnOptions gated = tiny_options(Constraints::kHard, "modified-mlp", Derivatives::kAuto);
+  AllenCahnOptions factorized = tiny_options(Constraints::kHard, "fc", Derivatives::kAuto);
+  factorized.weight_factorization.enabled = true;
+  EXPECT_EQ(AllenCahnProblem(gated, reference).derivatives(), Derivatives::kTaylor);
+  EXPECT_EQ(AllenCahnProblem(factorized, reference).derivatives(), Derivatives::kTaylor);
+
+  for (AllenCahnOptions o : {tiny_options(Constraints::kSoft, "resnet", Derivatives::kFused), sine, gated, factorized}) {
     o.derivatives = Derivatives::kFused;
     EXPECT_NE(o.validate().find("--derivatives fused: it "), std::string::npos) << o.validate();
     EXPECT_THROW(AllenCahnProblem(o, reference), InvalidArgument);
   }
+  EXPECT_NE(gated.why_not_fused().find("--model resnet or fc"), std::string::npos);
+  EXPECT_NE(factorized.why_not_fused().find("--weight-factorization"), std::string::npos);
+  AllenCahnOptions unknown = tiny_options(Constraints::kHard, "mlp", Derivatives::kAuto);
+  EXPECT_NE(unknown.validate().find("--model must be resnet, fc or modified-mlp, got 'mlp'"), std::string::npos);
 }
 
 TEST(FusedAllenCahn, FourierModesAndIcDecayGiveTheTaylorAndAutogradLossAndGradient) {

@@ -3,6 +3,7 @@
 // value and its x, t and xx derivatives pushed through the network in ONE forward pass, so a
 // PINN residual needs no nested autograd and its parameter gradient is one ordinary backward.
 //
+// Every network ddtrain ships, factorized weights (WeightFactorization) included.
 // Per Linear layer the value h and its tangents h_x, h_t, h_xx are stacked along a leading dim
 // and multiplied by W^T as one matmul (the bias goes to the value only); per activation sigma
 // the chain rule
@@ -42,5 +43,6 @@ SpaceTimeJet activate_jet(const SpaceTimeJet& z, const std::string& activation);
 /// Throws InvalidArgument if the input jet's width is not the network's input count.
 SpaceTimeJet forward_jet(FullyConnectedImpl& network, const SpaceTimeJet& input);
 SpaceTimeJet forward_jet(ResNetImpl& network, const SpaceTimeJet& input);
+SpaceTimeJet forward_jet(ModifiedMlpImpl& network, const SpaceTimeJet& input);
 
 }  // namespace ddtrain

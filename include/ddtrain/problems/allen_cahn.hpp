@@ -107,10 +107,15 @@ struct AllenCahnOptions {
   /// for k = 1..K and t (2K + 1 inputs; K = 1 is the classic (cos pi x, sin pi x, t)), so that
   /// u is exactly periodic whatever K. Soft constraints take (x, t): only K = 1 applies there.
   int64_t fourier_modes = 1;
-  std::string model = "resnet";     ///< --model resnet|fc (fc: ddtrain::FullyConnected)
+  /// --model resnet|fc|modified-mlp (fc: ddtrain::FullyConnected; modified-mlp: the gated
+  /// ddtrain::ModifiedMlp of jaxpi, Taylor/autograd derivatives only)
+  std::string model = "resnet";
   int64_t depth = 6;                ///< --depth: ResNet units / FC hidden layers
   int64_t width = 40;               ///< --width
   std::string activation = "tanh";  ///< --activation
+  /// --weight-factorization (--factorization-mean, --factorization-std): random weight
+  /// factorization of every layer (ddtrain::factorize_weights); Taylor/autograd derivatives only.
+  WeightFactorization weight_factorization;
 
   // ---- how the residual is differentiated
   /// --derivatives auto|fused|taylor|autograd. All give the same residual and loss gradient

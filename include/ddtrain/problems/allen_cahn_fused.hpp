@@ -43,7 +43,7 @@ struct FusedTanhNetwork {
 
   /// The ResNet's units and output (residual), or the fully connected network's hidden and
   /// output layers; std::nullopt if the network is not fusable (activation other than tanh,
-  /// a layer without bias, input width not 2K + 1 >= 3, output width other than 1,
+  /// a layer without bias or with factorized weights, input width not 2K + 1 >= 3, output width other than 1,
   /// hidden layers of different widths).
   static std::optional<FusedTanhNetwork> of(ResNetImpl& network);
   static std::optional<FusedTanhNetwork> of(FullyConnectedImpl& network);
