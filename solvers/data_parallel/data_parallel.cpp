@@ -141,34 +141,15 @@ Lbfgs::Lbfgs(LbfgsOptions options) : options_(options), memory_(std::max(1, opti
 
 void Lbfgs::reset() {
   memory_.reset();
-  cached_ = false;
+  cache_.clear();
   iterations_ = 0;
 }
 
 StepSummary Lbfgs::step(StepContext& context, torch::Tensor& x) {
   Objective& objective = *context.objective;
   StepSummary summary;
-  const bool cache_valid = cached_ && cached_batch_ == context.batch_id &&
-                           cached_x_.sizes() == x.sizes() && torch::equal(cached_x_, x);
-  if (!cache_valid) {
-    gradient_ = torch::empty_like(x);
-    loss_ = objective.evaluate(x, &gradient_);
-    summary.gradient_evaluations += 1;
-  }
-  if (!std::isfinite(loss_)) {
-    summary.loss = loss_;
-    summary.termination = Termination::kNumericalFailure;
-    summary.message = "non-finite loss at the current iterate";
-    return summary;
-  }
-  if (gradient_.abs().max().item<double>() <= options_.gradient_tolerance) {
-    summary.loss = loss_;
-    summary.gradient_norm = gradient_.norm().item<double>();
-    summary.step_length = 0;
-    summary.termination = Termination::kConverged;
-    summary.message = "gradient below tolerance";
-    return summary;
-  }
+  summary.gradient_evaluations += cache_.fetch(context.batch_id, objective, x, loss_, gradient_);
+  if (!line_search_step_proceeds(summary, loss_, gradient_, options_.gradient_tolerance)) return summary;
 
   LineSearchResult search;
   double slope = 0;
@@ -221,9 +202,7 @@ StepSummary Lbfgs::step(StepContext& context, torch::Tensor& x) {
       summary.message = "line search found no decrease along steepest descent";
     }
   }
-  cached_ = true;
-  cached_batch_ = context.batch_id;
-  cached_x_ = x.clone();
+  cache_.store(context.batch_id, x, loss_, gradient_);
   return summary;
 }
 
@@ -236,7 +215,7 @@ void Lbfgs::load_state(torch::serialize::InputArchive& archive) {
   torch::Tensor it;
   archive.read("lbfgs.iterations", it);
   iterations_ = it.item<int64_t>();
-  cached_ = false;
+  cache_.clear();
 }
 
 }  // namespace ddtrain

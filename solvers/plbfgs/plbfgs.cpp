@@ -195,7 +195,7 @@ Plbfgs::~Plbfgs() = default;
 
 void Plbfgs::reset() {
   memory_.reset();
-  cached_ = false;
+  cache_.clear();
   has_previous_ = false;
   previous_step_ = torch::Tensor();
   previous_gradient_ = torch::Tensor();
@@ -463,25 +463,17 @@ StepSummary Plbfgs::step(StepContext& context, torch::Tensor& x) {
     summary.loss_evaluations = total.loss_evaluations;
     summary.termination = termination;
     summary.message = std::move(message);
-    cached_ = true;
-    cached_batch_ = context.batch_id;
-    cached_x_ = x.clone();
+    cache_.store(context.batch_id, x, loss_, gradient_);
     return summary;
   };
 
-  const bool cache_valid = cached_ && cached_batch_ == context.batch_id &&
-                           cached_x_.sizes() == x.sizes() && torch::equal(cached_x_, x);
-  if (!cache_valid) {
-    gradient_ = torch::empty_like(x);
-    loss_ = context.objective->evaluate(x, &gradient_);
-    ++total.global_evaluations;
-  }
+  total.global_evaluations += cache_.fetch(context.batch_id, *context.objective, x, loss_, gradient_);
   if (!std::isfinite(loss_)) {
     summary.loss = loss_;
     summary.gradient_evaluations = total.global_evaluations;
     summary.termination = Termination::kNumericalFailure;
     summary.message = "non-finite loss at the current iterate";
-    cached_ = false;
+    cache_.clear();
     return summary;
   }
   if (max_abs(gradient_) <= options_.gradient_tolerance) {

@@ -270,7 +270,7 @@ Bfgs::Bfgs(BfgsOptions options) : options_(options) { require_valid(options_.val
 void Bfgs::reset() {
   H_ = torch::Tensor();
   identity_ = true;
-  cached_ = false;
+  cache_.clear();
   next_direction_ = direction_gradient_ = torch::Tensor();
   skipped_ = restarts_ = scaled_ = failed_searches_ = iterations_ = 0;
 }
@@ -312,27 +312,8 @@ StepSummary Bfgs::step(StepContext& context, torch::Tensor& x) {
   Communicator* comm = context.data_comm.get();
   StepSummary summary;
   ensure_inverse_hessian(x);
-  const bool cache_valid = cached_ && cached_batch_ == context.batch_id &&
-                           cached_x_.sizes() == x.sizes() && torch::equal(cached_x_, x);
-  if (!cache_valid) {
-    gradient_ = torch::empty_like(x);
-    loss_ = objective.evaluate(x, &gradient_);
-    summary.gradient_evaluations += 1;
-  }
-  if (!std::isfinite(loss_)) {
-    summary.loss = loss_;
-    summary.termination = Termination::kNumericalFailure;
-    summary.message = "non-finite loss at the current iterate";
-    return summary;
-  }
-  if (gradient_.abs().max().item<double>() <= options_.gradient_tolerance) {
-    summary.loss = loss_;
-    summary.gradient_norm = gradient_.norm().item<double>();
-    summary.step_length = 0;
-    summary.termination = Termination::kConverged;
-    summary.message = "gradient below tolerance";
-    return summary;
-  }
+  summary.gradient_evaluations += cache_.fetch(context.batch_id, objective, x, loss_, gradient_);
+  if (!line_search_step_proceeds(summary, loss_, gradient_, options_.gradient_tolerance)) return summary;
 
   LineSearchResult search;
   // -H g from the last update's formula when it was made for this very gradient (also after a
@@ -429,9 +410,7 @@ StepSummary Bfgs::step(StepContext& context, torch::Tensor& x) {
   }
   summary.loss = loss_;
   summary.gradient_norm = gradient_.norm().item<double>();
-  cached_ = true;
-  cached_batch_ = context.batch_id;
-  cached_x_ = x.clone();
+  cache_.store(context.batch_id, x, loss_, gradient_);
   return summary;
 }
 
@@ -461,7 +440,7 @@ void Bfgs::load_state(torch::serialize::InputArchive& archive) {
   failed_searches_ = c[5];
   torch::Tensor H;
   H_ = archive.try_read("bfgs.H", H) ? H : torch::Tensor();
-  cached_ = false;
+  cache_.clear();
   torch::Tensor direction, gradient;
   const bool has_direction = archive.try_read("bfgs.next_direction", direction) &&
                              archive.try_read("bfgs.direction_gradient", gradient);

@@ -145,60 +145,6 @@ void TrustRegion::load(torch::serialize::InputArchive& archive, const std::strin
   lsr1_.load(archive, prefix + "lsr1.");
 }
 
-// ---- EvaluationCache ------------------------------------------------------------------------
-
-bool EvaluationCache::lookup(uint64_t batch_id, const torch::Tensor& x, double& loss,
-                             torch::Tensor& gradient) const {
-  if (!valid_ || batch_id != batch_id_ || x_.sizes() != x.sizes() || x_.dtype() != x.dtype() ||
-      !torch::equal(x_, x))
-    return false;
-  loss = loss_;
-  gradient = gradient_.clone();
-  return true;
-}
-
-double EvaluationCache::start_step(StepSummary& summary, uint64_t batch_id, Objective& objective,
-                                   const torch::Tensor& x, double radius, double& loss,
-                                   torch::Tensor& gradient) {
-  if (!lookup(batch_id, x, loss, gradient)) {
-    gradient = torch::empty_like(x);
-    loss = objective.evaluate(x, &gradient);
-    ++summary.gradient_evaluations;
-  }
-  summary.loss = loss;
-  summary.radius = radius;
-  const double gradient_max = gradient.abs().max().item<double>();  // NaN if any entry is
-  if (!std::isfinite(loss) || !std::isfinite(gradient_max)) {
-    summary.termination = Termination::kNumericalFailure;
-    summary.message = "non-finite loss or gradient at the current iterate";
-    return std::nan("");
-  }
-  return gradient_max;
-}
-
-void EvaluationCache::finish_step(StepSummary& summary, uint64_t batch_id, const torch::Tensor& x,
-                                  double loss, const torch::Tensor& gradient, bool gradient_valid,
-                                  double radius, const torch::Tensor& start) {
-  if (gradient_valid) {
-    store(batch_id, x, loss, gradient);
-    summary.gradient_norm = gradient.norm().item<double>();
-  } else {
-    clear();
-  }
-  summary.loss = loss;
-  summary.radius = radius;
-  summary.step_length = (x - start).norm().item<double>();
-}
-
-void EvaluationCache::store(uint64_t batch_id, const torch::Tensor& x, double loss,
-                            const torch::Tensor& gradient) {
-  valid_ = true;
-  batch_id_ = batch_id;
-  loss_ = loss;
-  x_ = x.clone();
-  gradient_ = gradient.clone();
-}
-
 // ---- TrustRegionSolver ("tr") ---------------------------------------------------------------
 
 std::string TrustRegionSolverOptions::validate() const {

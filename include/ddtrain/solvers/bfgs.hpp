@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "ddtrain/solver.hpp"
+#include "ddtrain/solvers/evaluation_cache.hpp"
 #include "ddtrain/solvers/line_search.hpp"
 
 namespace ddtrain {
@@ -134,11 +135,9 @@ class Bfgs final : public Solver {
   torch::Tensor H_;       ///< dense inverse Hessian; undefined until the first step
   bool identity_ = true;  ///< H_ is still I (the first update scales it)
   int64_t skipped_ = 0, restarts_ = 0, scaled_ = 0, failed_searches_ = 0, iterations_ = 0;
-  // Loss and gradient at the current x, valid while the batch does not change.
-  bool cached_ = false;
-  uint64_t cached_batch_ = 0;
-  double loss_ = 0;
-  torch::Tensor gradient_, cached_x_;
+  EvaluationCache cache_;  ///< loss and gradient at the last step's end
+  double loss_ = 0;        ///< at the current x
+  torch::Tensor gradient_;
   /// -H g for g = direction_gradient_, from the last update's formula (saves a pass over H).
   torch::Tensor next_direction_, direction_gradient_;
 };

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "ddtrain/solver.hpp"
+#include "ddtrain/solvers/evaluation_cache.hpp"
 #include "ddtrain/solvers/lbfgs_memory.hpp"
 #include "ddtrain/solvers/line_search.hpp"
 
@@ -80,11 +81,9 @@ class Lbfgs final : public Solver {
  private:
   LbfgsOptions options_;
   LbfgsMemory memory_;
-  // Loss and gradient at the current x, valid while the batch does not change.
-  bool cached_ = false;
-  uint64_t cached_batch_ = 0;
-  double loss_ = 0;
-  torch::Tensor gradient_, cached_x_;
+  EvaluationCache cache_;  ///< loss and gradient at the last step's end
+  double loss_ = 0;        ///< at the current x
+  torch::Tensor gradient_;
   int64_t iterations_ = 0;
 };
 

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "ddtrain/solver.hpp"
+#include "ddtrain/solvers/evaluation_cache.hpp"
 #include "ddtrain/solvers/lbfgs_memory.hpp"
 #include "ddtrain/solvers/line_search.hpp"
 
@@ -129,11 +130,8 @@ class Plbfgs final : public Solver {
   PlbfgsOptions options_;
   LbfgsMemory memory_;
   CommunicatorPtr self_;
-  // Loss and gradient at the current x (valid for cached_x_ on batch cached_batch_).
-  bool cached_ = false;
-  uint64_t cached_batch_ = 0;
-  torch::Tensor cached_x_;
-  double loss_ = 0;
+  EvaluationCache cache_;  ///< loss and gradient at the last step's end
+  double loss_ = 0;        ///< at the current x
   torch::Tensor gradient_;
   // The previous global step θ_k − θ_{k−½} and the gradient at θ_{k−½}.
   bool has_previous_ = false;

@@ -21,6 +21,7 @@
 
 #include "ddtrain/objective.hpp"
 #include "ddtrain/solver.hpp"
+#include "ddtrain/solvers/evaluation_cache.hpp"
 
 namespace ddtrain {
 
@@ -171,36 +172,6 @@ class TrustRegion {
   TrustRegionOptions options_;
   double radius_;
   Lsr1Model lsr1_;
-};
-
-/// Loss and gradient at a point, valid while the batch and the point do not change (saves the
-/// evaluation at the start of a step when the previous step already computed it).
-class EvaluationCache {
- public:
-  /// True (and loss / gradient filled) if the cache holds x on this batch.
-  bool lookup(uint64_t batch_id, const torch::Tensor& x, double& loss,
-              torch::Tensor& gradient) const;
-  void store(uint64_t batch_id, const torch::Tensor& x, double loss,
-             const torch::Tensor& gradient);
-  void clear() { valid_ = false; }
-  /// The start of a trust-region step at x (tr, sapts, apts alike): loss and gradient from the
-  /// cache or one evaluation (counted in the summary, whose loss and radius are filled).
-  /// Returns the largest |gradient entry|, or marks the summary kNumericalFailure and returns
-  /// NaN if the loss or the gradient is not finite.
-  double start_step(StepSummary& summary, uint64_t batch_id, Objective& objective,
-                    const torch::Tensor& x, double radius, double& loss, torch::Tensor& gradient);
-  /// The end of a trust-region step at x (tr, sapts, apts alike): caches loss and gradient
-  /// for the next step if the gradient is valid, and fills the summary's loss, gradient norm,
-  /// radius and step length (from `start`).
-  void finish_step(StepSummary& summary, uint64_t batch_id, const torch::Tensor& x, double loss,
-                   const torch::Tensor& gradient, bool gradient_valid, double radius,
-                   const torch::Tensor& start);
-
- private:
-  bool valid_ = false;
-  uint64_t batch_id_ = 0;
-  double loss_ = 0;
-  torch::Tensor x_, gradient_;
 };
 
 struct TrustRegionSolverOptions {
