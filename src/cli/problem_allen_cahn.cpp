@@ -1,40 +1,13 @@
 // CLI registration of the Allen–Cahn PINN problem.
 //
-// Options that other PINN problems share (--nf, --model, --depth, --width, --activation,
-// --scaling) are added with add_option_once and WITHOUT a default value, so whichever problem
-// registers them first, each problem falls back to its own documented default when the user
-// does not give them (and a default another registrant attached is ignored as well).
-#include <boost/any.hpp>
-
+// Options have no Boost default: "not given" means the defaults documented in AllenCahnOptions
+// (read through the OptionReader, which records them for config.ini).
 #include "ddtrain/error.hpp"
 #include "ddtrain/problems/allen_cahn.hpp"
 #include "registry.hpp"
 
 namespace ddtrain::cli {
 namespace {
-
-bool given(const po::variables_map& vm, const char* name) {
-  return vm.count(name) > 0 && !vm[name].defaulted();
-}
-
-/// An integer option as given by the user, whatever integer type its registrant chose.
-int64_t integer_option(const po::variables_map& vm, const char* name, int64_t fallback) {
-  if (!given(vm, name)) return fallback;
-  const boost::any& value = vm[name].value();
-  if (const auto* v = boost::any_cast<int64_t>(&value)) return *v;
-  if (const auto* v = boost::any_cast<int>(&value)) return *v;
-  if (const auto* v = boost::any_cast<long long>(&value)) return *v;
-  if (const auto* v = boost::any_cast<unsigned>(&value)) return *v;
-  throw InvalidArgument(std::string("--") + name + " must be an integer");
-}
-
-std::string string_option(const po::variables_map& vm, const char* name, std::string fallback) {
-  return given(vm, name) ? vm[name].as<std::string>() : fallback;
-}
-
-double double_option(const po::variables_map& vm, const char* name, double fallback) {
-  return given(vm, name) ? vm[name].as<double>() : fallback;
-}
 
 void add_options(po::options_description& options) {
   add_option_once(options, "nf", po::value<int64_t>(),
@@ -95,34 +68,38 @@ void add_options(po::options_description& options) {
                   "tanh|relu|sigmoid|sin|gelu|softplus (allen_cahn: tanh)");
 }
 
-ProblemPtr make(const po::variables_map& vm, const RunSetup& setup) {
+AllenCahnOptions read_options(OptionReader& in) {
   AllenCahnOptions o;
-  o.nf = integer_option(vm, "nf", o.nf);
-  o.n0 = integer_option(vm, "n0", o.n0);
-  o.nb = integer_option(vm, "nb", o.nb);
-  o.sampling = parse_sampling_method(string_option(vm, "sampling", to_string(o.sampling)));
-  o.scaling = parse_scaling(string_option(vm, "scaling", to_string(o.scaling)));
-  o.resample_every = integer_option(vm, "resample-every", o.resample_every);
-  o.time_marching_stages = integer_option(vm, "time-marching", o.time_marching_stages);
-  o.stage_epochs = integer_option(vm, "stage-epochs", o.stage_epochs);
-  o.rad_every = integer_option(vm, "rad-every", o.rad_every);
-  o.rad_candidates = integer_option(vm, "rad-candidates", o.rad_candidates);
-  o.rad_k = double_option(vm, "rad-k", o.rad_k);
-  o.rad_c = double_option(vm, "rad-c", o.rad_c);
-  o.constraints = parse_constraints(string_option(vm, "constraints", to_string(o.constraints)));
-  o.ic_weight = double_option(vm, "ic-weight", o.ic_weight);
-  o.bc_weight = double_option(vm, "bc-weight", o.bc_weight);
-  o.diffusion = double_option(vm, "diffusion", o.diffusion);
-  o.ic_decay = double_option(vm, "ic-decay", o.ic_decay);
-  o.causal_epsilon = double_option(vm, "causal-epsilon", o.causal_epsilon);
-  o.causal_bins = integer_option(vm, "causal-bins", o.causal_bins);
-  o.derivatives = parse_derivatives(string_option(vm, "derivatives", to_string(o.derivatives)));
-  o.reference_path = string_option(vm, "reference", o.reference_path);
-  o.fourier_modes = integer_option(vm, "fourier-modes", o.fourier_modes);
-  o.model = string_option(vm, "model", o.model);
-  o.depth = integer_option(vm, "depth", o.depth);
-  o.width = integer_option(vm, "width", o.width);
-  o.activation = string_option(vm, "activation", o.activation);
+  o.nf = in.integer("nf", o.nf);
+  o.n0 = in.integer("n0", o.n0);
+  o.nb = in.integer("nb", o.nb);
+  o.sampling = in.choice("sampling", o.sampling, parse_sampling_method, [](SamplingMethod m) { return to_string(m); });
+  o.scaling = in.choice("scaling", o.scaling, parse_scaling, [](Scaling s) { return to_string(s); });
+  o.resample_every = in.integer("resample-every", o.resample_every);
+  o.time_marching_stages = in.integer("time-marching", o.time_marching_stages);
+  o.stage_epochs = in.integer("stage-epochs", o.stage_epochs);
+  o.rad_every = in.integer("rad-every", o.rad_every);
+  o.rad_candidates = in.integer("rad-candidates", o.rad_candidates);
+  o.rad_k = in.real("rad-k", o.rad_k);
+  o.rad_c = in.real("rad-c", o.rad_c);
+  o.constraints = in.choice("constraints", o.constraints, parse_constraints, [](Constraints c) { return to_string(c); });
+  o.ic_weight = in.real("ic-weight", o.ic_weight);
+  o.bc_weight = in.real("bc-weight", o.bc_weight);
+  o.diffusion = in.real("diffusion", o.diffusion);
+  o.ic_decay = in.real("ic-decay", o.ic_decay);
+  o.causal_epsilon = in.real("causal-epsilon", o.causal_epsilon);
+  o.causal_bins = in.integer("causal-bins", o.causal_bins);
+  o.derivatives = in.choice("derivatives", o.derivatives, parse_derivatives, [](Derivatives d) { return to_string(d); });
+  o.reference_path = in.text("reference", o.reference_path);
+  o.fourier_modes = in.integer("fourier-modes", o.fourier_modes);
+  o.model = in.text("model", o.model);
+  o.depth = in.integer("depth", o.depth);
+  o.width = in.integer("width", o.width);
+  o.activation = in.text("activation", o.activation);
+  return o;
+}
+
+ProblemPtr make(AllenCahnOptions o, const RunSetup& setup) {
   o.device = setup.device;
   o.dtype = setup.dtype;
   o.seed = setup.seed;
@@ -134,9 +111,9 @@ ProblemPtr make(const po::variables_map& vm, const RunSetup& setup) {
 
 }  // namespace
 
-DDTRAIN_REGISTER_PROBLEM(ProblemEntry{
+DDTRAIN_REGISTER_PROBLEM(problem_entry(
     "allen_cahn",
     "1D Allen-Cahn PINN (u_t - nu u_xx + 5u^3 - 5u = 0, periodic, ResNet 6x40); metric rel_l2",
-    add_options, make});
+    add_options, read_options, make));
 
 }  // namespace ddtrain::cli

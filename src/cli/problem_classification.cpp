@@ -24,17 +24,19 @@ void add_classification_options(po::options_description& options) {
                   "classification: use only the first K test samples (0 = all)");
 }
 
-ProblemPtr make_classification(const std::string& dataset, const po::variables_map& vm,
-                               const RunSetup& setup) {
-  ClassificationOptions options;
-  options.dataset = dataset;
-  if (vm.count("data")) options.data_dir = vm["data"].as<std::string>();
-  // A default set by another registrant of --model (a PINN network) is not a choice for us.
-  if (vm.count("model") && !vm["model"].defaulted()) options.model = vm["model"].as<std::string>();
-  if (vm.count("hidden")) options.hidden = vm["hidden"].as<int64_t>();
-  if (vm.count("batch-norm")) options.batch_norm = vm["batch-norm"].as<bool>();
-  if (vm.count("train-subset")) options.train_subset = vm["train-subset"].as<int64_t>();
-  if (vm.count("test-subset")) options.test_subset = vm["test-subset"].as<int64_t>();
+ClassificationOptions classification_options(const std::string& dataset, OptionReader& in) {
+  ClassificationOptions o;
+  o.dataset = dataset;
+  o.data_dir = in.text("data", o.data_dir);
+  o.model = in.text("model", o.model);
+  o.hidden = in.integer("hidden", o.hidden);
+  o.batch_norm = in.flag("batch-norm", o.batch_norm);
+  o.train_subset = in.integer("train-subset", o.train_subset);
+  o.test_subset = in.integer("test-subset", o.test_subset);
+  return o;
+}
+
+ProblemPtr make_classification(ClassificationOptions options, const RunSetup& setup) {
   options.dtype = setup.dtype;
   options.device = setup.device;
   options.seed = setup.seed;
@@ -49,10 +51,9 @@ ProblemPtr make_classification(const std::string& dataset, const po::variables_m
 }
 
 ProblemEntry classification_entry(const std::string& dataset, const std::string& summary) {
-  return {dataset, summary, add_classification_options,
-          [dataset](const po::variables_map& vm, const RunSetup& setup) {
-            return make_classification(dataset, vm, setup);
-          }};
+  return problem_entry(
+      dataset, summary, add_classification_options,
+      [dataset](OptionReader& in) { return classification_options(dataset, in); }, make_classification);
 }
 
 }  // namespace

@@ -7,10 +7,12 @@
 namespace ddtrain::cli {
 namespace {
 
-LineSearchOptions line_search_options(const po::variables_map& vm) {
-  LineSearchOptions o;
-  o.type = parse_line_search(vm["line-search"].as<std::string>());
-  o.max_evaluations = vm["line-search-evaluations"].as<int>();
+/// --line-search and --line-search-evaluations over `o` (the solver's defaults).
+LineSearchOptions line_search_options(OptionReader& in, LineSearchOptions o) {
+  o.type = in.choice("line-search", o.type, parse_line_search, [](LineSearchType type) {
+    return name_among(type, parse_line_search, {"strong_wolfe", "armijo"});
+  });
+  o.max_evaluations = in.integer("line-search-evaluations", o.max_evaluations);
   return o;
 }
 
@@ -34,15 +36,15 @@ DDTRAIN_REGISTER_SOLVER(SolverEntry{
       add_option_once(d, "nesterov", po::bool_switch(), "SGD: Nesterov momentum");
       add_weight_decay(d);
     },
-    [](const po::variables_map& vm) -> SolverPtr {
+    [](OptionReader& in) -> SolverPtr {
       SgdOptions o;
-      if (vm.count("lr")) o.learning_rate = vm["lr"].as<double>();
-      o.momentum = vm["momentum"].as<double>();
-      o.nesterov = vm["nesterov"].as<bool>();
-      o.weight_decay = vm["weight-decay"].as<double>();
+      o.learning_rate = in.real("lr", o.learning_rate);
+      o.momentum = in.real("momentum", o.momentum);
+      o.nesterov = in.flag("nesterov", o.nesterov);
+      o.weight_decay = in.real("weight-decay", o.weight_decay);
       return std::make_unique<Sgd>(o);
     },
-    false, nullptr});
+    nullptr});
 
 DDTRAIN_REGISTER_SOLVER(SolverEntry{
     "adam", "data-parallel Adam (lr 1e-3, betas 0.9/0.999)",
@@ -53,16 +55,16 @@ DDTRAIN_REGISTER_SOLVER(SolverEntry{
       add_option_once(d, "adam-epsilon", po::value<double>()->default_value(1e-8), "Adam epsilon");
       add_weight_decay(d);
     },
-    [](const po::variables_map& vm) -> SolverPtr {
+    [](OptionReader& in) -> SolverPtr {
       AdamOptions o;
-      if (vm.count("lr")) o.learning_rate = vm["lr"].as<double>();
-      o.beta1 = vm["beta1"].as<double>();
-      o.beta2 = vm["beta2"].as<double>();
-      o.epsilon = vm["adam-epsilon"].as<double>();
-      o.weight_decay = vm["weight-decay"].as<double>();
+      o.learning_rate = in.real("lr", o.learning_rate);
+      o.beta1 = in.real("beta1", o.beta1);
+      o.beta2 = in.real("beta2", o.beta2);
+      o.epsilon = in.real("adam-epsilon", o.epsilon);
+      o.weight_decay = in.real("weight-decay", o.weight_decay);
       return std::make_unique<Adam>(o);
     },
-    false, nullptr});
+    nullptr});
 
 DDTRAIN_REGISTER_SOLVER(SolverEntry{
     "lbfgs", "data-parallel L-BFGS with strong-Wolfe line search",
@@ -73,15 +75,15 @@ DDTRAIN_REGISTER_SOLVER(SolverEntry{
       add_option_once(d, "gradient-tolerance", po::value<double>()->default_value(1e-12),
                       "L-BFGS: converged when max|g| <= this");
     },
-    [](const po::variables_map& vm) -> SolverPtr {
+    [](OptionReader& in) -> SolverPtr {
       LbfgsOptions o;
-      if (vm.count("lr")) o.learning_rate = vm["lr"].as<double>();
-      o.history = vm["history"].as<int>();
-      o.line_search = line_search_options(vm);
-      o.gradient_tolerance = vm["gradient-tolerance"].as<double>();
+      o.learning_rate = in.real("lr", o.learning_rate);
+      o.history = in.integer("history", o.history);
+      o.line_search = line_search_options(in, o.line_search);
+      o.gradient_tolerance = in.real("gradient-tolerance", o.gradient_tolerance);
       return std::make_unique<Lbfgs>(o);
     },
-    false, nullptr});
+    nullptr});
 
 void add_basic_problem_options(po::options_description& d) {
   add_option_once(d, "nf", po::value<int64_t>(), "collocation / training points (per rank with --scaling weak)");
@@ -98,18 +100,22 @@ void add_basic_problem_options(po::options_description& d) {
   add_option_once(d, "bc-weight", po::value<double>(), "weight of the boundary-condition loss term");
 }
 
-Basic1dOptions basic_options(const po::variables_map& vm, const RunSetup& setup) {
+Basic1dOptions basic_options(OptionReader& in) {
   Basic1dOptions o;
-  if (vm.count("nf")) o.points = vm["nf"].as<int64_t>();
-  o.scaling = parse_scaling(vm["scaling"].as<std::string>());
-  o.blocks = vm["blocks"].as<int64_t>();
-  if (vm.count("model") && vm["model"].as<std::string>() != "fc")
-    throw InvalidArgument("--model '" + vm["model"].as<std::string>() +
-                          "' is not available for this problem (accepted: fc)");
-  if (vm.count("depth")) o.network.depth = vm["depth"].as<int64_t>();
-  if (vm.count("width")) o.network.width = vm["width"].as<int64_t>();
-  o.network.activation = vm["activation"].as<std::string>();
-  if (vm.count("bc-weight")) o.boundary_weight = vm["bc-weight"].as<double>();
+  o.points = in.integer("nf", o.points);
+  o.scaling = in.choice("scaling", o.scaling, parse_scaling, [](Scaling s) { return to_string(s); });
+  o.blocks = in.integer("blocks", o.blocks);
+  const std::string model = in.text("model", "fc");
+  DDTRAIN_CHECK(model == "fc", InvalidArgument, "--model '", model,
+                "' is not available for this problem (accepted: fc)");
+  o.network.depth = in.integer("depth", o.network.depth);
+  o.network.width = in.integer("width", o.network.width);
+  o.network.activation = in.text("activation", o.network.activation);
+  o.boundary_weight = in.real("bc-weight", o.boundary_weight);
+  return o;
+}
+
+Basic1dOptions with_setup(Basic1dOptions o, const RunSetup& setup) {
   o.dtype = setup.dtype;
   o.device = setup.device;
   o.seed = setup.seed;
@@ -117,19 +123,15 @@ Basic1dOptions basic_options(const po::variables_map& vm, const RunSetup& setup)
   return o;
 }
 
-DDTRAIN_REGISTER_PROBLEM(ProblemEntry{
+DDTRAIN_REGISTER_PROBLEM(problem_entry(
     "function_fit", "fit sin(2 pi x) + sin(4 pi x) on [-1, 1] (fully connected tanh network)",
-    add_basic_problem_options,
-    [](const po::variables_map& vm, const RunSetup& setup) {
-      return make_function_fit(basic_options(vm, setup));
-    }});
+    add_basic_problem_options, basic_options,
+    [](Basic1dOptions o, const RunSetup& setup) { return make_function_fit(with_setup(o, setup)); }));
 
-DDTRAIN_REGISTER_PROBLEM(ProblemEntry{
+DDTRAIN_REGISTER_PROBLEM(problem_entry(
     "poisson1d", "PINN for -u'' = 4 pi^2 sin(2 pi x), u(+-1) = 0 (exact u = sin(2 pi x))",
-    add_basic_problem_options,
-    [](const po::variables_map& vm, const RunSetup& setup) {
-      return make_poisson1d(basic_options(vm, setup));
-    }});
+    add_basic_problem_options, basic_options,
+    [](Basic1dOptions o, const RunSetup& setup) { return make_poisson1d(with_setup(o, setup)); }));
 
 }  // namespace
 }  // namespace ddtrain::cli

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ddtrain/comm/communicator.hpp"
+#include "options.hpp"
 #include "ddtrain/problem.hpp"
 #include "ddtrain/solver.hpp"
 
@@ -35,22 +36,41 @@ struct RunSetup {
   CommunicatorPtr data_comm;
 };
 
+/// A solver reads its options only through the OptionReader (src/cli/options.hpp), with the
+/// defaults of its library options struct as fallbacks: what it read is what config.ini records.
 struct SolverEntry {
   std::string name;
   std::string summary;  ///< one line for --help
   std::function<void(po::options_description&)> add_options;
-  std::function<SolverPtr(const po::variables_map&)> make;
-  bool needs_partition = false;
-  /// Ranks per data-parallel group for this configuration (0 = all ranks in one group).
-  std::function<int(const po::variables_map&, int world_size)> data_parallel;
+  /// The solver, its options read (and validated) through `options`. Cheap: also called to
+  /// check and record the options before a run.
+  std::function<SolverPtr(OptionReader& options)> make;
+  /// Ranks per data-parallel group for this configuration (0 = all ranks in one group; a null
+  /// function: 0).
+  std::function<int(OptionReader& options)> data_parallel;
 };
 
+/// A problem reads its options only through the OptionReader, like a solver. Build one with
+/// problem_entry(): reading the options (cheap) is separate from building the problem.
 struct ProblemEntry {
   std::string name;
   std::string summary;
   std::function<void(po::options_description&)> add_options;
-  std::function<ProblemPtr(const po::variables_map&, const RunSetup&)> make;
+  /// Reads the problem's options (what a run would use), building nothing.
+  std::function<void(OptionReader& options)> read_options;
+  std::function<ProblemPtr(OptionReader& options, const RunSetup&)> make;
 };
+
+/// A ProblemEntry from `read(OptionReader&) -> Options` and `build(Options, const RunSetup&)
+/// -> ProblemPtr`: one reading of the options serves both the run and config.ini.
+template <typename Read, typename Build>
+ProblemEntry problem_entry(std::string name, std::string summary,
+                           std::function<void(po::options_description&)> add_options, Read read,
+                           Build build) {
+  return {std::move(name), std::move(summary), std::move(add_options),
+          [read](OptionReader& options) { read(options); },
+          [read, build](OptionReader& options, const RunSetup& setup) { return build(read(options), setup); }};
+}
 
 std::map<std::string, SolverEntry>& solver_registry();
 std::map<std::string, ProblemEntry>& problem_registry();

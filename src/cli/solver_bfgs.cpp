@@ -25,19 +25,21 @@ DDTRAIN_REGISTER_SOLVER(SolverEntry{
       add_option_once(d, "gradient-tolerance", po::value<double>()->default_value(1e-12),
                       "converged when max|g| <= this");
     },
-    [](const po::variables_map& vm) -> SolverPtr {
+    [](OptionReader& in) -> SolverPtr {
       BfgsOptions o;
-      o.update = parse_dense_update(vm["update"].as<std::string>());
-      const double megabytes = vm["dense-memory-limit"].as<double>();
+      o.update = in.choice("update", o.update, parse_dense_update, [](DenseUpdate u) { return to_string(u); });
+      const double megabytes = in.real("dense-memory-limit", static_cast<double>(o.memory_limit_bytes) / 1e6);
       DDTRAIN_CHECK(megabytes >= 0 && std::isfinite(megabytes), InvalidArgument,
                     "--dense-memory-limit must be >= 0 MB");
       o.memory_limit_bytes = static_cast<int64_t>(megabytes * 1e6);
-      o.line_search.type = parse_line_search(vm["line-search"].as<std::string>());
-      o.line_search.max_evaluations = vm["line-search-evaluations"].as<int>();
-      o.gradient_tolerance = vm["gradient-tolerance"].as<double>();
+      o.line_search.type = in.choice("line-search", o.line_search.type, parse_line_search, [](LineSearchType type) {
+        return name_among(type, parse_line_search, {"strong_wolfe", "armijo"});
+      });
+      o.line_search.max_evaluations = in.integer("line-search-evaluations", o.line_search.max_evaluations);
+      o.gradient_tolerance = in.real("gradient-tolerance", o.gradient_tolerance);
       return std::make_unique<Bfgs>(o);
     },
-    false, nullptr});
+    nullptr});
 
 }  // namespace
 }  // namespace ddtrain::cli

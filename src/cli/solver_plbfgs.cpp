@@ -1,11 +1,6 @@
 // CLI registration of "plbfgs": preconditioned L-BFGS over parameter subdomains.
 // The partition options (--subdomains, --partition, --overlap) are added by the CLI main.
-// Shared option names are defined without a Boost default so that an option another solver
-// registered first (with its own default) counts as "not given" here: plbfgs then uses the
-// defaults documented in PlbfgsOptions.
-#include <optional>
-#include <typeinfo>
-
+// Options have no Boost default: "not given" means the defaults documented in PlbfgsOptions.
 #include "registry.hpp"
 
 #include "ddtrain/error.hpp"
@@ -13,40 +8,6 @@
 
 namespace ddtrain::cli {
 namespace {
-
-const po::variable_value* given(const po::variables_map& vm, const char* name) {
-  auto it = vm.find(name);
-  if (it == vm.end() || it->second.empty() || it->second.defaulted()) return nullptr;
-  return &it->second;
-}
-
-std::optional<std::string> given_string(const po::variables_map& vm, const char* name) {
-  const po::variable_value* v = given(vm, name);
-  if (v == nullptr) return std::nullopt;
-  return v->as<std::string>();
-}
-
-/// An integer option, whatever integer type its first registrant declared.
-std::optional<int64_t> given_integer(const po::variables_map& vm, const char* name) {
-  const po::variable_value* v = given(vm, name);
-  if (v == nullptr) return std::nullopt;
-  const std::type_info& type = v->value().type();
-  if (type == typeid(int)) return v->as<int>();
-  if (type == typeid(long)) return v->as<long>();
-  if (type == typeid(long long)) return v->as<long long>();
-  if (type == typeid(unsigned)) return v->as<unsigned>();
-  if (type == typeid(unsigned long)) return v->as<unsigned long>();
-  throw InvalidArgument(std::string("--") + name + " must be an integer option");
-}
-
-std::optional<double> given_double(const po::variables_map& vm, const char* name) {
-  const po::variable_value* v = given(vm, name);
-  if (v == nullptr) return std::nullopt;
-  if (v->value().type() == typeid(float)) return v->as<float>();
-  return v->as<double>();
-}
-
-int as_int(int64_t value) { return static_cast<int>(value); }
 
 void add_plbfgs_options(po::options_description& o) {
   add_option_once(o, "variant", po::value<std::string>(),
@@ -83,48 +44,56 @@ void add_plbfgs_options(po::options_description& o) {
                   "all ranks)");
 }
 
-PlbfgsOptions plbfgs_options(const po::variables_map& vm) {
+PlbfgsVariant read_variant(OptionReader& in) {
+  return in.choice("variant", PlbfgsOptions{}.variant, parse_plbfgs_variant, [](PlbfgsVariant v) {
+    return name_among(v, parse_plbfgs_variant, {"additive", "multiplicative"});
+  });
+}
+
+PlbfgsOptions plbfgs_options(OptionReader& in) {
   PlbfgsOptions o;
-  if (auto v = given_string(vm, "variant")) o.variant = parse_plbfgs_variant(*v);
-  if (auto v = given_string(vm, "local-solver")) o.local_solver = parse_local_solver(*v);
-  if (auto v = given_integer(vm, "local-steps")) o.local_steps = as_int(*v);
-  if (auto v = given_integer(vm, "local-history")) o.local_history = as_int(*v);
-  if (auto v = given_double(vm, "local-lr")) o.local_learning_rate = *v;
+  o.variant = read_variant(in);
+  o.local_solver = in.choice("local-solver", o.local_solver, parse_local_solver, [](LocalSolverType v) {
+    return name_among(v, parse_local_solver, {"lbfgs", "adam", "sgd"});
+  });
+  o.local_steps = in.integer("local-steps", o.local_steps);
+  o.local_history = in.integer("local-history", o.local_history);
+  o.local_learning_rate = in.real("local-lr", o.local_learning_rate);
   // --keep-local-memory predates --local-memory. It can only turn keeping on: config.ini
   // records every switch, so "keep-local-memory = false" there is the switch's default, not
   // a request to reset.
-  const po::variable_value* keep = given(vm, "keep-local-memory");
-  const bool keep_switch = keep != nullptr && keep->as<bool>();
-  if (auto v = given_string(vm, "local-memory")) {
-    DDTRAIN_CHECK(*v == "keep" || *v == "reset", InvalidArgument, "unknown --local-memory '", *v,
-                  "' (accepted: keep, reset)");
-    DDTRAIN_CHECK(!(keep_switch && *v == "reset"), InvalidArgument,
-                  "--keep-local-memory contradicts --local-memory reset");
-    o.reset_local_memory = *v == "reset";
-  }
-  if (keep_switch) o.reset_local_memory = false;
-  if (auto v = given_string(vm, "combination")) o.combination = parse_combination(*v);
-  if (auto v = given_integer(vm, "weight-iterations")) o.weight_iterations = as_int(*v);
-  if (auto v = given_integer(vm, "history")) o.history = as_int(*v);
-  if (auto v = given_string(vm, "secant-pair")) o.secant_pair = parse_secant_pair(*v);
-  if (auto v = given_string(vm, "line-search")) {
-    o.line_search.type = parse_line_search(*v);
-    o.local_line_search.type = o.line_search.type;
-  }
-  if (auto v = given_double(vm, "gradient-tolerance")) o.gradient_tolerance = *v;
+  const bool keep_switch = in.flag("keep-local-memory");
+  const bool memory_given = in.given("local-memory");
+  const std::string memory = in.text("local-memory", o.reset_local_memory ? "reset" : "keep");
+  DDTRAIN_CHECK(memory == "keep" || memory == "reset", InvalidArgument, "unknown --local-memory '", memory,
+                "' (accepted: keep, reset)");
+  DDTRAIN_CHECK(!(memory_given && keep_switch && memory == "reset"), InvalidArgument,
+                "--keep-local-memory contradicts --local-memory reset");
+  o.reset_local_memory = memory == "reset" && !keep_switch;
+  o.combination = in.choice("combination", o.combination, parse_combination, [](CorrectionCombination v) {
+    return name_among(v, parse_combination, {"sum", "sequential", "weighted"});
+  });
+  o.weight_iterations = in.integer("weight-iterations", o.weight_iterations);
+  o.history = in.integer("history", o.history);
+  o.secant_pair = in.choice("secant-pair", o.secant_pair, parse_secant_pair, [](SecantPair v) {
+    return name_among(v, parse_secant_pair, {"preconditioned", "global"});
+  });
+  // The local line search follows --line-search when it is given.
+  const bool line_search_given = in.given("line-search");
+  o.line_search.type = in.choice("line-search", o.line_search.type, parse_line_search, [](LineSearchType v) {
+    return name_among(v, parse_line_search, {"strong_wolfe", "armijo"});
+  });
+  if (line_search_given) o.local_line_search.type = o.line_search.type;
+  o.gradient_tolerance = in.real("gradient-tolerance", o.gradient_tolerance);
   const std::string invalid = o.validate();
   DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
   return o;
 }
 
-int plbfgs_data_parallel(const po::variables_map& vm, int world_size) {
-  (void)world_size;
-  if (auto d = given_integer(vm, "data-parallel")) return as_int(*d);
-  // Additive: one rank per subdomain group, each evaluating all of its data locally;
-  // multiplicative: all ranks evaluate every local objective data-parallel.
-  const auto variant = given_string(vm, "variant");
-  const bool additive = !variant || parse_plbfgs_variant(*variant) == PlbfgsVariant::kAdditive;
-  return additive ? 1 : 0;
+/// Additive: one rank per subdomain group, each evaluating all of its data locally;
+/// multiplicative: all ranks evaluate every local objective data-parallel.
+int plbfgs_data_parallel(OptionReader& in) {
+  return in.integer("data-parallel", read_variant(in) == PlbfgsVariant::kAdditive ? 1 : 0);
 }
 
 }  // namespace
@@ -133,10 +102,7 @@ DDTRAIN_REGISTER_SOLVER(SolverEntry{
     "plbfgs",
     "preconditioned L-BFGS over parameter subdomains (additive ASPQN / multiplicative MSPQN)",
     add_plbfgs_options,
-    [](const po::variables_map& vm) -> SolverPtr {
-      return std::make_unique<Plbfgs>(plbfgs_options(vm));
-    },
-    /*needs_partition=*/true,
+    [](OptionReader& in) -> SolverPtr { return std::make_unique<Plbfgs>(plbfgs_options(in)); },
     plbfgs_data_parallel,
 });
 

@@ -1,13 +1,7 @@
 // CLI registration of the trust-region solvers: "tr" (mini-batch trust region), "sapts"
 // (additive trust region over data subdomains) and "apts" (over parameter subdomains).
-// The CLI main adds --subdomains / --data-subdomains / --batch-size. Options are defined
-// without a Boost default (add_option_once: a name shared with another solver is defined once,
-// perhaps with that solver's default), so "not given" always means the defaults documented in
-// TrustRegionOptions / AdditiveTrustRegionOptions.
-#include <optional>
-#include <type_traits>
-#include <typeinfo>
-
+// The CLI main adds --subdomains / --batch-size. Options have no Boost default: "not given"
+// means the defaults documented in TrustRegionOptions / SaptsOptions / AptsOptions.
 #include "registry.hpp"
 
 #include "ddtrain/error.hpp"
@@ -16,22 +10,6 @@
 
 namespace ddtrain::cli {
 namespace {
-
-template <typename T>
-std::optional<T> given(const po::variables_map& vm, const char* name) {
-  auto it = vm.find(name);
-  if (it == vm.end() || it->second.empty() || it->second.defaulted()) return std::nullopt;
-  const boost::any& value = it->second.value();
-  if (value.type() == typeid(T)) return boost::any_cast<T>(value);
-  // Another registrant may have declared a shared option with a neighbouring type.
-  if constexpr (std::is_integral_v<T>) {
-    if (value.type() == typeid(int)) return static_cast<T>(boost::any_cast<int>(value));
-    if (value.type() == typeid(long)) return static_cast<T>(boost::any_cast<long>(value));
-  } else if constexpr (std::is_floating_point_v<T>) {
-    if (value.type() == typeid(float)) return static_cast<T>(boost::any_cast<float>(value));
-  }
-  throw InvalidArgument(std::string("--") + name + " has an unexpected type");
-}
 
 /// Options of every trust-region solver (tr, sapts, apts).
 void add_trust_region_options(po::options_description& o) {
@@ -82,18 +60,19 @@ void add_additive_options(po::options_description& o) {
 
 /// The global (or, with `local`, the local) trust-region options: `o` (the solver's defaults)
 /// with what the command line gives.
-TrustRegionOptions region_options(const po::variables_map& vm, bool local, TrustRegionOptions o) {
-  if (auto v = given<double>(vm, "radius")) o.radius = *v;
-  if (auto v = given<double>(vm, "min-radius")) o.min_radius = *v;
-  if (auto v = given<double>(vm, "max-radius")) o.max_radius = *v;
+TrustRegionOptions region_options(OptionReader& in, bool local, TrustRegionOptions o) {
   const std::string prefix = local ? "local-" : "";
-  if (auto v = given<double>(vm, (prefix + "eta1").c_str())) o.eta1 = *v;
-  if (auto v = given<double>(vm, (prefix + "eta2").c_str())) o.eta2 = *v;
-  if (auto v = given<double>(vm, (prefix + "radius-increase").c_str())) o.increase = *v;
-  if (auto v = given<double>(vm, (prefix + "radius-decrease").c_str())) o.decrease = *v;
-  if (auto v = given<std::string>(vm, "tr-model")) o.model = parse_trust_region_model(*v);
-  if (auto v = given<int>(vm, "tr-memory")) o.memory = *v;
-  if (auto v = given<bool>(vm, "dogleg")) o.dogleg = *v;
+  o.radius = in.real("radius", o.radius);
+  o.min_radius = in.real("min-radius", o.min_radius);
+  o.max_radius = in.real("max-radius", o.max_radius);
+  o.eta1 = in.real(prefix + "eta1", o.eta1);
+  o.eta2 = in.real(prefix + "eta2", o.eta2);
+  o.increase = in.real(prefix + "radius-increase", o.increase);
+  o.decrease = in.real(prefix + "radius-decrease", o.decrease);
+  o.model = in.choice("tr-model", o.model, parse_trust_region_model,
+                      [](TrustRegionModel m) { return to_string(m); });
+  o.memory = in.integer("tr-memory", o.memory);
+  o.dogleg = in.flag("dogleg", o.dogleg);
   return o;
 }
 
@@ -101,34 +80,31 @@ void require_valid(const std::string& invalid) {
   DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
 }
 
-SolverPtr make_tr(const po::variables_map& vm) {
+SolverPtr make_tr(OptionReader& in) {
   TrustRegionSolverOptions o;
-  o.region = region_options(vm, false, o.region);
-  if (auto v = given<int>(vm, "global-steps")) o.steps = *v;
-  if (auto v = given<double>(vm, "gradient-tolerance")) o.gradient_tolerance = *v;
+  o.region = region_options(in, false, o.region);
+  o.steps = in.integer("global-steps", o.steps);
+  o.gradient_tolerance = in.real("gradient-tolerance", o.gradient_tolerance);
   require_valid(o.validate());
   return std::make_unique<TrustRegionSolver>(o);
 }
 
 /// `o`: the solver's defaults (SaptsOptions or AptsOptions), overridden by the command line.
-AdditiveTrustRegionOptions additive_options(const po::variables_map& vm,
-                                            AdditiveTrustRegionOptions o) {
-  o.global = region_options(vm, false, o.global);
-  o.local = region_options(vm, true, o.local);
-  if (auto v = given<int>(vm, "local-steps")) o.local_steps = *v;
-  if (auto v = given<int>(vm, "global-steps")) o.global_steps = *v;
-  if (auto v = given<double>(vm, "gradient-tolerance")) o.gradient_tolerance = *v;
-  if (auto v = given<bool>(vm, "grow-batch")) o.batch_growth.enabled = *v;
+AdditiveTrustRegionOptions additive_options(OptionReader& in, AdditiveTrustRegionOptions o) {
+  o.global = region_options(in, false, o.global);
+  // --radius, --min-radius, --max-radius, --tr-model, --tr-memory and --dogleg set both
+  // regions; one whose global and local defaults differ is not recorded unless given.
+  o.local = region_options(in, true, o.local);
+  o.local_steps = in.integer("local-steps", o.local_steps);
+  o.global_steps = in.integer("global-steps", o.global_steps);
+  o.gradient_tolerance = in.real("gradient-tolerance", o.gradient_tolerance);
+  o.batch_growth.enabled = in.flag("grow-batch", o.batch_growth.enabled);
   require_valid(o.validate());
   return o;
 }
 
-std::function<int(const po::variables_map&, int)> data_parallel_default(int ranks) {
-  return [ranks](const po::variables_map& vm, int world_size) {
-    (void)world_size;
-    if (auto v = given<int>(vm, "data-parallel")) return *v;
-    return ranks;
-  };
+std::function<int(OptionReader&)> data_parallel_default(int ranks) {
+  return [ranks](OptionReader& in) { return in.integer("data-parallel", ranks); };
 }
 
 }  // namespace
@@ -138,7 +114,6 @@ DDTRAIN_REGISTER_SOLVER(SolverEntry{
     "mini-batch trust region on the global objective (first-order or L-SR1 model)",
     add_trust_region_options,
     make_tr,
-    /*needs_partition=*/false,
     data_parallel_default(0),
 });
 
@@ -146,10 +121,7 @@ DDTRAIN_REGISTER_SOLVER(SolverEntry{
     "sapts",
     "additive trust region over data subdomains (micro-batches), SAPTS",
     add_additive_options,
-    [](const po::variables_map& vm) -> SolverPtr {
-      return std::make_unique<Sapts>(additive_options(vm, SaptsOptions{}));
-    },
-    /*needs_partition=*/false,
+    [](OptionReader& in) -> SolverPtr { return std::make_unique<Sapts>(additive_options(in, SaptsOptions{})); },
     data_parallel_default(0),
 });
 
@@ -157,10 +129,7 @@ DDTRAIN_REGISTER_SOLVER(SolverEntry{
     "apts",
     "additive trust region over parameter subdomains (layer groups), APTS in weights",
     add_additive_options,
-    [](const po::variables_map& vm) -> SolverPtr {
-      return std::make_unique<Apts>(additive_options(vm, AptsOptions{}));
-    },
-    /*needs_partition=*/true,
+    [](OptionReader& in) -> SolverPtr { return std::make_unique<Apts>(additive_options(in, AptsOptions{})); },
     data_parallel_default(1),
 });
 

@@ -85,6 +85,28 @@ nlohmann::json gather_ensemble(Communicator& world, const Summary& summary) {
   return members;
 }
 
+/// The identity a checkpoint file was saved with (empty if it cannot be read: load_checkpoint
+/// then says why).
+RunIdentity saved_identity(const fs::path& file) {
+  RunIdentity identity;
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(file.string());
+    torch::Tensor bytes;
+    archive.read("identity", bytes);
+    bytes = bytes.contiguous().to(torch::kUInt8);
+    const auto* data = bytes.data_ptr<uint8_t>();
+    std::istringstream in(std::string(data, data + bytes.numel()));
+    for (std::string line; std::getline(in, line);) {
+      const size_t eq = line.find('=');
+      if (eq != std::string::npos) identity[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+  } catch (const c10::Error&) {
+    identity.clear();
+  }
+  return identity;
+}
+
 /// Loads this rank's checkpoint of the run in `dir` into the run (parameters, solver state,
 /// model buffers) and the history so far; checks that all ranks stand at the same iteration.
 ResumeState resume_from_checkpoint(const fs::path& dir, const RunIdentity& identity, Run& run,
@@ -93,7 +115,11 @@ ResumeState resume_from_checkpoint(const fs::path& dir, const RunIdentity& ident
   std::error_code ec;
   DDTRAIN_CHECK(fs::is_regular_file(file, ec), IoError, "--resume '", dir.string(), "': no checkpoint '",
                 file.string(), "' (a run writes one when it ends, is interrupted, or every --checkpoint-every epochs)");
-  Checkpoint checkpoint = load_checkpoint(file, identity, *run.solver, run.problem->model());
+  // A checkpoint written before config.ini recorded the defaults of the problem and solver
+  // (or one resumed with such an old config.ini): an option at its default and one left out
+  // are the same run.
+  const RunIdentity expected = identity_like_saved(identity, saved_identity(file), run);
+  Checkpoint checkpoint = load_checkpoint(file, expected, *run.solver, run.problem->model());
   FlatParameters& parameters = run.problem->parameters();
   DDTRAIN_CHECK(checkpoint.parameters.numel() == parameters.size(), IoError, "checkpoint '",
                 file.string(), "' holds ", checkpoint.parameters.numel(), " parameters, the model has ",
@@ -168,8 +194,7 @@ nlohmann::json train_once(const std::vector<std::string>& args, int& status, boo
   if (setup.help_requested) return nlohmann::json();
   Run run = build_run(setup);
   const bool writer = run.world->rank() == 0;
-  const RunIdentity identity =
-      run_identity(setup, run.world->size(), run.problem->parameters().size());
+  const RunIdentity identity = run_identity(setup, run);
   std::vector<IterationSummary> history;
   ResumeState resume;
   if (!setup.resume.empty()) resume = resume_from_checkpoint(setup.resume, identity, run, history);
@@ -179,9 +204,9 @@ nlohmann::json train_once(const std::vector<std::string>& args, int& status, boo
   if (writer && !setup.out.empty()) {
     if (!continue_in_place) prepare_results_directory(setup.out, setup.overwrite);
     // Resumed in place: the recorded config stays, unless this part raises a budget.
-    const std::string config =
-        continue_in_place ? config_with_raised_budgets(slurp(setup.out / "config.ini"), setup.config_ini)
-                          : setup.config_ini;
+    const std::string config = continue_in_place
+                                   ? config_with_raised_budgets(slurp(setup.out / "config.ini"), config_ini(setup, run))
+                                   : config_ini(setup, run);
     write_file_atomically(setup.out / "config.ini", config);
   }
   if (writer && !setup.resume.empty() && !setup.quiet)

@@ -102,36 +102,11 @@ std::string owners_of(const std::string& option) {
   return owners;
 }
 
-std::string any_to_string(const boost::any& value) {
-  std::ostringstream out;
-  out.precision(17);
-  if (auto* s = boost::any_cast<std::string>(&value)) return *s;
-  if (auto* i = boost::any_cast<int>(&value)) out << *i;
-  else if (auto* l = boost::any_cast<int64_t>(&value)) out << *l;
-  else if (auto* u = boost::any_cast<uint64_t>(&value)) out << *u;
-  else if (auto* d = boost::any_cast<double>(&value)) out << *d;
-  else if (auto* b = boost::any_cast<bool>(&value)) out << (*b ? "true" : "false");
-  else out << "?";
-  return out.str();
-}
-
 /// config.ini leaves out where the results go, how a run is started, and the output switches
 /// (a replay or `--resume -v` chooses its own).
 bool recorded_in_config(const std::string& key) {
   static const std::set<std::string> left_out = {"config", "help", "out", "overwrite", "resume", "quiet", "verbose"};
   return left_out.count(key) == 0;
-}
-
-std::string resolved_ini(const po::variables_map& vm) {
-  std::ostringstream out;
-  out << "# ddtrain resolved options (defaults included); usable as --config\n";
-  for (const auto& [key, value] : vm) {
-    if (!recorded_in_config(key)) continue;
-    if (value.empty()) continue;
-    // bool_switch options that are off are written as comments (INI switches need a value).
-    out << key << " = " << any_to_string(value.value()) << "\n";
-  }
-  return out.str();
 }
 
 torch::Device parse_device(const std::string& text, const CommunicatorPtr& world) {
@@ -201,7 +176,7 @@ void check_point_counts(const po::variables_map& vm, const std::string& precisio
     std::ostringstream exact;
     exact.precision(0);
     exact << std::fixed << bytes;
-    DDTRAIN_CHECK(bytes <= memory, InvalidArgument, "--", name, " ", any_to_string(value), " asks for at least ",
+    DDTRAIN_CHECK(bytes <= memory, InvalidArgument, "--", name, " ", format_value(value), " asks for at least ",
                   exact.str(), " bytes (", human_bytes(bytes), ": one ", precision, " value per point) but this "
                   "machine has ", human_bytes(memory), " of memory");
   }
@@ -239,7 +214,10 @@ bool changes_trajectory(const std::string& key) {
 
 }  // namespace
 
-SolverPtr make_solver(const TrainSetup& setup) { return find_solver(setup.solver).make(setup.vm); }
+SolverPtr make_solver(const TrainSetup& setup) {
+  OptionReader options(setup.vm);
+  return find_solver(setup.solver).make(options);
+}
 
 WarmupSpec parse_warmup(const std::string& spec) {
   if (spec == "none") return {};
@@ -258,15 +236,60 @@ WarmupSpec parse_warmup(const std::string& spec) {
   return out;
 }
 
-RunIdentity run_identity(const TrainSetup& setup, int ranks, int64_t parameters) {
+std::map<std::string, std::string> run_config(const TrainSetup& setup, const Run& run) {
+  std::map<std::string, std::string> config;
+  for (const auto& [key, value] : setup.vm)
+    if (!value.empty() && recorded_in_config(key)) config[key] = format_value(value.value());
+  // What the solver and problem resolved without a Boost default (a given option is in vm
+  // already, with the same value).
+  for (const auto& [key, option] : run.resolved) config.emplace(key, option.value);
+  return config;
+}
+
+std::string config_ini(const TrainSetup& setup, const Run& run) {
+  std::ostringstream out;
+  out << "# ddtrain resolved options (defaults included); usable as --config\n";
+  for (const auto& [key, value] : run_config(setup, run)) out << key << " = " << value << "\n";
+  return out.str();
+}
+
+RunIdentity run_identity(const TrainSetup& setup, const Run& run) {
   RunIdentity identity;
-  for (const auto& [key, value] : setup.vm) {
-    if (value.empty() || !changes_trajectory(key)) continue;
-    identity[key] = any_to_string(value.value());
-  }
-  identity["ranks"] = std::to_string(ranks);
-  identity["parameters"] = std::to_string(parameters);
+  for (const auto& [key, value] : run_config(setup, run))
+    if (changes_trajectory(key)) identity[key] = value;
+  identity["ranks"] = std::to_string(run.world ? run.world->size() : 1);
+  identity["parameters"] = std::to_string(run.problem ? run.problem->parameters().size() : 0);
   return identity;
+}
+
+namespace {
+/// The same number ("100" and "100.0"), or else the same text.
+bool same_value(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  char *end_a = nullptr, *end_b = nullptr;
+  const double x = std::strtod(a.c_str(), &end_a), y = std::strtod(b.c_str(), &end_b);
+  return !a.empty() && !b.empty() && *end_a == '\0' && *end_b == '\0' && x == y;
+}
+}  // namespace
+
+RunIdentity identity_like_saved(RunIdentity expected, const RunIdentity& saved, const Run& run) {
+  std::set<std::string> keys;
+  for (const auto& [key, value] : expected) keys.insert(key);
+  for (const auto& [key, value] : saved) keys.insert(key);
+  for (const std::string& key : keys) {
+    auto option = run.resolved.find(key);
+    if (option == run.resolved.end()) continue;
+    const std::string& fallback = option->second.fallback;
+    const auto mine = expected.find(key);
+    const auto theirs = saved.find(key);
+    // Either side absent or at the default: the same trajectory.
+    const bool mine_default = mine == expected.end() || same_value(mine->second, fallback);
+    const bool theirs_default = theirs == saved.end() || same_value(theirs->second, fallback);
+    if (!mine_default || !theirs_default) continue;
+    if (theirs == saved.end()) expected.erase(key);
+    else expected[key] = theirs->second;
+  }
+  return expected;
 }
 
 namespace {
@@ -479,7 +502,13 @@ TrainSetup parse_train_setup(const std::vector<std::string>& args) {
   DDTRAIN_CHECK(precision == "float32" || precision == "float64", InvalidArgument, "--precision '",
                 precision, "' (accepted: float32, float64)");
   check_point_counts(vm, precision);
-  setup.config_ini = resolved_ini(vm);
+  // The solver's and the problem's options as they resolve (their values checked): config.ini
+  // records them all, defaults included.
+  OptionReader reader(vm);
+  solver.make(reader);
+  if (solver.data_parallel) solver.data_parallel(reader);
+  problem.read_options(reader);
+  setup.resolved = reader.resolved();
   return setup;
 }
 
@@ -498,8 +527,8 @@ Run build_run(const TrainSetup& setup) {
   torch::set_num_threads(threads);
 
   CommunicatorPtr training_world = setup.ensemble ? std::make_shared<SelfComm>() : run.world;
-  const int data_parallel =
-      setup.ensemble || !solver_entry.data_parallel ? 0 : solver_entry.data_parallel(vm, run.world->size());
+  OptionReader options(vm);
+  const int data_parallel = setup.ensemble || !solver_entry.data_parallel ? 0 : solver_entry.data_parallel(options);
   run.layout = make_layout(training_world, data_parallel);
 
   RunSetup& rs = run.run_setup;
@@ -511,7 +540,7 @@ Run build_run(const TrainSetup& setup) {
   rs.rank = run.world->rank();
   rs.data_comm = run.layout.data;
   try {
-    run.problem = problem_entry.make(vm, rs);
+    run.problem = problem_entry.make(options, rs);
   } catch (const std::bad_alloc&) {
     throw InvalidArgument("the problem '" + setup.problem + "' does not fit in memory (" +
                           human_bytes(physical_memory_bytes()) + "); use fewer points or a smaller network");
@@ -542,9 +571,13 @@ Run build_run(const TrainSetup& setup) {
     run.solver = std::make_unique<WarmupChain>(std::move(first), warmup.steps, std::move(run.solver));
   }
 
+  run.resolved = setup.resolved;
   if (run.problem->full_batch()) {
     DDTRAIN_CHECK(!vm.count("batch-size"), InvalidArgument, "--batch-size does not apply to the full-batch problem '",
                   setup.problem, "'");
+  } else {
+    run.resolved["batch-size"] = {std::to_string(run.train.batch_size), std::to_string(TrainOptions{}.batch_size),
+                                  vm.count("batch-size") > 0};
   }
   const bool parameter_subdomains = run.solver->needs_partition();
   const bool data_subdomains = run.solver->needs_data_subdomains();
@@ -587,7 +620,8 @@ nlohmann::json run_summary_json(const TrainSetup& setup, const Run& run, const S
   nlohmann::json j = summary_json(summary);
   j["problem"] = setup.problem;
   j["solver"] = setup.solver;
-  if (setup.vm.count("variant")) j["variant"] = setup.vm["variant"].as<std::string>();
+  const auto config = run_config(setup, run);
+  if (config.count("variant")) j["variant"] = config.at("variant");
   j["ranks"] = run.world ? run.world->size() : 1;
   j["groups"] = run.layout.groups;
   j["data_parallel"] = run.layout.data ? run.layout.data->size() : 1;
@@ -600,9 +634,6 @@ nlohmann::json run_summary_json(const TrainSetup& setup, const Run& run, const S
     for (const auto& [name, count] : run.solver->counters()) j["solver_counters"][name] = count;
   j["environment"] = environment_json();
   // The full resolved configuration (as in config.ini), so summary.json alone reproduces the run.
-  nlohmann::json config;
-  for (const auto& [key, value] : setup.vm)
-    if (!value.empty() && recorded_in_config(key)) config[key] = any_to_string(value.value());
   j["config"] = config;
   return j;
 }

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,7 +29,8 @@ struct TrainSetup {
   bool ensemble = false;
   TrainOptions train;
   po::variables_map vm;
-  std::string config_ini;  ///< the resolved options, as written to DIR/config.ini
+  /// The chosen solver's and problem's options as they resolved (defaults included).
+  std::map<std::string, ResolvedOption> resolved;
 };
 
 /// A time limit without --epochs: as many epochs as the time allows.
@@ -59,12 +61,27 @@ struct Run {
   TrainOptions train;     ///< the setup's options, completed (data subdomains)
   std::string describe;   ///< device, precision, partition
   RunSetup run_setup;
+  /// The setup's resolved options, and --batch-size for a mini-batch problem.
+  std::map<std::string, ResolvedOption> resolved;
 };
 Run build_run(const TrainSetup& setup);
 
+/// Every option of the run (common, solver, problem), defaults included, by name: what
+/// config.ini and summary.json record (not where the results go, nor the output switches).
+std::map<std::string, std::string> run_config(const TrainSetup& setup, const Run& run);
+
+/// DIR/config.ini: run_config as INI, usable as --config (replays the run).
+std::string config_ini(const TrainSetup& setup, const Run& run);
+
 /// The options that define the run's trajectory, plus the rank and parameter counts: a
 /// checkpoint is only resumed by a run with the same identity.
-RunIdentity run_identity(const TrainSetup& setup, int ranks, int64_t parameters);
+RunIdentity run_identity(const TrainSetup& setup, const Run& run);
+
+/// `expected` made to agree with `saved` (a checkpoint's identity) where they differ only in
+/// writing an option at its default or leaving it out: a run checkpointed before config.ini
+/// recorded the problem's and solver's defaults resumes with its config.ini, and one whose
+/// config.ini has them resumes an old checkpoint.
+RunIdentity identity_like_saved(RunIdentity expected, const RunIdentity& saved, const Run& run);
 
 /// summary.json: the run's identity, its Summary, and the environment.
 nlohmann::json run_summary_json(const TrainSetup& setup, const Run& run, const Summary& summary);

@@ -1,0 +1,78 @@
+#pragma once
+// The one way a registrant reads its options: "was it given" (on the command line or in a
+// config file; a Boost default does not count), else the registrant's own fallback, which is
+// the default documented in its library options struct. Every read is recorded with the value
+// it resolved to, so config.ini holds every option of the chosen problem and solver, defaults
+// included, and a run replays after a default changes.
+#include <boost/program_options.hpp>
+
+#include <initializer_list>
+#include <map>
+#include <set>
+#include <string>
+
+namespace ddtrain::cli {
+
+namespace po = boost::program_options;
+
+/// An option as a registrant resolved it; both strings in config.ini's format.
+struct ResolvedOption {
+  std::string value;     ///< what the run uses
+  std::string fallback;  ///< what the registrant uses when the option is not given
+  bool given = false;
+};
+
+/// A Boost value as config.ini writes it (integers exactly, doubles with 17 digits, which read
+/// back to the same double, bools as true/false).
+std::string format_value(const boost::any& value);
+
+/// Reads options from a parsed command line, recording what each resolves to.
+class OptionReader {
+ public:
+  explicit OptionReader(const po::variables_map& vm) : vm_(vm) {}
+
+  /// On the command line or in a config file (a Boost default is not "given").
+  bool given(const std::string& name) const;
+
+  /// An integer option, whatever integer type its registrant declared.
+  int64_t integer(const std::string& name, int64_t fallback);
+  int integer(const std::string& name, int fallback) {
+    return static_cast<int>(integer(name, static_cast<int64_t>(fallback)));
+  }
+  /// A floating-point option (double or float).
+  double real(const std::string& name, double fallback);
+  /// A string option; an empty string (a path that is not set) is not recorded.
+  std::string text(const std::string& name, const std::string& fallback);
+  /// A switch (po::bool_switch) or a bool option.
+  bool flag(const std::string& name, bool fallback = false);
+  /// An enumeration by name: `parse(text(name, name_of(fallback)))`.
+  template <typename Enum, typename Parse, typename NameOf>
+  Enum choice(const std::string& name, Enum fallback, Parse parse, NameOf name_of) {
+    return parse(text(name, name_of(fallback)));
+  }
+
+  /// Every option read so far, by name. An option read twice with different results (one
+  /// option that sets two fields whose defaults differ, and is not given) has no single value
+  /// to record and is left out.
+  const std::map<std::string, ResolvedOption>& resolved() const { return resolved_; }
+
+ private:
+  const po::variable_value* given_value(const std::string& name) const;
+  void record(const std::string& name, std::string value, std::string fallback, bool given);
+
+  const po::variables_map& vm_;
+  std::map<std::string, ResolvedOption> resolved_;
+  std::set<std::string> ambiguous_;
+};
+
+/// The name of an enumeration value among the names `parse` accepts (for the enumerations the
+/// library gives no to_string), e.g. name_among(o.variant, parse_plbfgs_variant, {"additive",
+/// "multiplicative"}).
+template <typename Enum, typename Parse>
+std::string name_among(Enum value, Parse parse, std::initializer_list<const char*> names) {
+  for (const char* name : names)
+    if (parse(name) == value) return name;
+  return *names.begin();
+}
+
+}  // namespace ddtrain::cli
