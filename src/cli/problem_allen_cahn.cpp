@@ -60,12 +60,20 @@ void add_options(po::options_description& options) {
   add_option_once(options, "fourier-modes", po::value<int64_t>(),
                   "hard constraints: N takes cos(k pi x), sin(k pi x), k = 1..K, and t (allen_cahn: 1)");
   add_option_once(options, "model", po::value<std::string>(),
-                  "network: resnet|fc (allen_cahn: resnet)");
+                  "network: resnet|fc|modified-mlp (allen_cahn: resnet; modified-mlp: jaxpi's "
+                  "gated MLP, h = z U + (1 - z) V)");
   add_option_once(options, "depth", po::value<int64_t>(),
                   "ResNet units / FC hidden layers (allen_cahn: 6)");
   add_option_once(options, "width", po::value<int64_t>(), "neurons per layer (allen_cahn: 40)");
   add_option_once(options, "activation", po::value<std::string>(),
                   "tanh|relu|sigmoid|sin|gelu|softplus (allen_cahn: tanh)");
+  add_option_once(options, "weight-factorization", po::bool_switch(),
+                  "random weight factorization W = diag(exp(s)) V of every layer, s ~ N(mean, std) "
+                  "(allen_cahn: off; Taylor/autograd derivatives)");
+  add_option_once(options, "factorization-mean", po::value<double>(),
+                  "--weight-factorization: mean of the log-scales s (allen_cahn: 1)");
+  add_option_once(options, "factorization-std", po::value<double>(),
+                  "--weight-factorization: standard deviation of s (allen_cahn: 0.1)");
 }
 
 AllenCahnOptions read_options(OptionReader& in) {
@@ -96,6 +104,13 @@ AllenCahnOptions read_options(OptionReader& in) {
   o.depth = in.integer("depth", o.depth);
   o.width = in.integer("width", o.width);
   o.activation = in.text("activation", o.activation);
+  o.weight_factorization.enabled = in.flag("weight-factorization", o.weight_factorization.enabled);
+  DDTRAIN_CHECK(o.weight_factorization.enabled || (!in.given("factorization-mean") && !in.given("factorization-std")),
+                InvalidArgument, "--factorization-mean/--factorization-std need --weight-factorization");
+  if (o.weight_factorization.enabled) {
+    o.weight_factorization.mean = in.real("factorization-mean", o.weight_factorization.mean);
+    o.weight_factorization.std = in.real("factorization-std", o.weight_factorization.std);
+  }
   return o;
 }
 
