@@ -1,22 +1,23 @@
 #include "ddtrain/summary.hpp"
 
+#include "ddtrain/enum_names.hpp"
+
 namespace ddtrain {
 
-std::string to_string(Termination t) {
-  switch (t) {
-    case Termination::kRunning: return "running";
-    case Termination::kConverged: return "converged";
-    case Termination::kMaxEpochs: return "max_epochs";
-    case Termination::kMaxIterations: return "max_iterations";
-    case Termination::kTimeLimit: return "time_limit";
-    case Termination::kTargetReached: return "target_reached";
-    case Termination::kLineSearchFailure: return "line_search_failure";
-    case Termination::kNumericalFailure: return "numerical_failure";
-    case Termination::kInterrupted: return "interrupted";
-    case Termination::kUserRequested: return "user_requested";
-  }
-  return "unknown";
-}
+namespace {
+constexpr NameTable<Termination, 10> kTerminationNames{{{Termination::kRunning, "running"},
+                                                        {Termination::kConverged, "converged"},
+                                                        {Termination::kMaxEpochs, "max_epochs"},
+                                                        {Termination::kMaxIterations, "max_iterations"},
+                                                        {Termination::kTimeLimit, "time_limit"},
+                                                        {Termination::kTargetReached, "target_reached"},
+                                                        {Termination::kLineSearchFailure, "line_search_failure"},
+                                                        {Termination::kNumericalFailure, "numerical_failure"},
+                                                        {Termination::kInterrupted, "interrupted"},
+                                                        {Termination::kUserRequested, "user_requested"}}};
+}  // namespace
+
+std::string to_string(Termination t) { return name_of(kTerminationNames, t); }
 
 bool is_failure(Termination t) {
   return t == Termination::kNumericalFailure || t == Termination::kInterrupted ||

@@ -141,8 +141,7 @@ class BatchObjectives {
 
 Summary train(Problem& problem, Solver& solver, const TrainOptions& options, const Layout& layout,
               const Callbacks& callbacks, const Partition* partition, const ResumeState& resume) {
-  const std::string invalid = options.validate();
-  DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
+  require_valid(options.validate());
   DDTRAIN_CHECK(!solver.needs_partition() || partition != nullptr, InvalidArgument, "solver '",
                 solver.name(), "' needs a parameter partition");
 

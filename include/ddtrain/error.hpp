@@ -34,6 +34,12 @@ class NumericalError : public Error {
   using Error::Error;
 };
 
+/// Throws InvalidArgument(reason) unless `reason` is empty: the check of an options struct's
+/// validate(), whose "" means valid.
+inline void require_valid(const std::string& reason) {
+  if (!reason.empty()) throw InvalidArgument(reason);
+}
+
 namespace detail {
 template <typename... Args>
 std::string concat(const Args&... args) {

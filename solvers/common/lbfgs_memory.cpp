@@ -9,6 +9,17 @@ LbfgsMemory::LbfgsMemory(int capacity, double curvature_epsilon)
   DDTRAIN_CHECK(capacity >= 1, InvalidArgument, "L-BFGS history must be >= 1, got ", capacity);
 }
 
+LbfgsMemory::Direction LbfgsMemory::descent_direction(const torch::Tensor& g) {
+  Direction d{apply_inverse_hessian(g).neg_(), 0};
+  d.slope = g.dot(d.direction).item<double>();
+  if (!(d.slope < 0)) {
+    reset();
+    d.direction = g.neg();
+    d.slope = -g.dot(g).item<double>();
+  }
+  return d;
+}
+
 void LbfgsMemory::reset() {
   count_ = 0;
   head_ = 0;

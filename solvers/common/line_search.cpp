@@ -5,14 +5,19 @@
 #include <limits>
 
 #include "ddtrain/error.hpp"
+#include "ddtrain/enum_names.hpp"
 
 namespace ddtrain {
 
+namespace {
+constexpr NameTable<LineSearchType, 2> kLineSearchNames{
+    {{LineSearchType::kStrongWolfe, "strong_wolfe"}, {LineSearchType::kArmijo, "armijo"}}};
+}  // namespace
+
 LineSearchType parse_line_search(const std::string& name) {
-  if (name == "strong_wolfe") return LineSearchType::kStrongWolfe;
-  if (name == "armijo") return LineSearchType::kArmijo;
-  throw InvalidArgument("unknown line search '" + name + "' (accepted: strong_wolfe, armijo)");
+  return parse_name(kLineSearchNames, name, "line search");
 }
+std::string to_string(LineSearchType type) { return name_of(kLineSearchNames, type); }
 
 std::string LineSearchOptions::validate() const {
   if (!(c1 > 0 && c1 < 1)) return "line search c1 must be in (0, 1)";

@@ -8,9 +8,6 @@
 namespace ddtrain {
 
 namespace {
-void require_valid(const std::string& message) {
-  DDTRAIN_CHECK(message.empty(), InvalidArgument, message);
-}
 void ensure_like(torch::Tensor& t, const torch::Tensor& x) {
   if (!t.defined() || t.sizes() != x.sizes() || t.dtype() != x.dtype() || t.device() != x.device())
     t = torch::zeros_like(x);
@@ -154,13 +151,8 @@ StepSummary Lbfgs::step(StepContext& context, torch::Tensor& x) {
   LineSearchResult search;
   double slope = 0;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    torch::Tensor direction = memory_.apply_inverse_hessian(gradient_).neg_();
-    slope = gradient_.dot(direction).item<double>();
-    if (!(slope < 0)) {  // not a descent direction: restart from steepest descent
-      memory_.reset();
-      direction = gradient_.neg();
-      slope = -gradient_.dot(gradient_).item<double>();
-    }
+    auto [direction, descent_slope] = memory_.descent_direction(gradient_);
+    slope = descent_slope;
     const double t0 = iterations_ == 0 || memory_.size() == 0
                           ? std::min(1.0, 1.0 / gradient_.abs().sum().item<double>()) *
                                 options_.learning_rate

@@ -4,38 +4,42 @@
 #include <cmath>
 
 #include "ddtrain/error.hpp"
+#include "ddtrain/enum_names.hpp"
 #include "ddtrain/solvers/data_parallel.hpp"
 
 namespace ddtrain {
 
 // ---- options ----------------------------------------------------------------------------------
 
-PlbfgsVariant parse_plbfgs_variant(const std::string& name) {
-  if (name == "additive") return PlbfgsVariant::kAdditive;
-  if (name == "multiplicative") return PlbfgsVariant::kMultiplicative;
-  throw InvalidArgument("unknown --variant '" + name + "' (accepted: additive, multiplicative)");
-}
+namespace {
+constexpr NameTable<PlbfgsVariant, 2> kVariantNames{
+    {{PlbfgsVariant::kAdditive, "additive"}, {PlbfgsVariant::kMultiplicative, "multiplicative"}}};
+constexpr NameTable<LocalSolverType, 3> kLocalSolverNames{
+    {{LocalSolverType::kLbfgs, "lbfgs"}, {LocalSolverType::kAdam, "adam"}, {LocalSolverType::kSgd, "sgd"}}};
+constexpr NameTable<SecantPair, 2> kSecantPairNames{
+    {{SecantPair::kPreconditionedPoints, "preconditioned"}, {SecantPair::kGlobalStep, "global"}}};
+constexpr NameTable<CorrectionCombination, 3> kCombinationNames{{{CorrectionCombination::kSum, "sum"},
+                                                                 {CorrectionCombination::kSequential, "sequential"},
+                                                                 {CorrectionCombination::kWeighted, "weighted"}}};
+}  // namespace
+
+PlbfgsVariant parse_plbfgs_variant(const std::string& name) { return parse_name(kVariantNames, name, "--variant"); }
+std::string to_string(PlbfgsVariant variant) { return name_of(kVariantNames, variant); }
 
 LocalSolverType parse_local_solver(const std::string& name) {
-  if (name == "lbfgs") return LocalSolverType::kLbfgs;
-  if (name == "adam") return LocalSolverType::kAdam;
-  if (name == "sgd") return LocalSolverType::kSgd;
-  throw InvalidArgument("unknown --local-solver '" + name + "' (accepted: lbfgs, adam, sgd)");
+  return parse_name(kLocalSolverNames, name, "--local-solver");
 }
+std::string to_string(LocalSolverType type) { return name_of(kLocalSolverNames, type); }
 
 SecantPair parse_secant_pair(const std::string& name) {
-  if (name == "preconditioned") return SecantPair::kPreconditionedPoints;
-  if (name == "global") return SecantPair::kGlobalStep;
-  throw InvalidArgument("unknown --secant-pair '" + name + "' (accepted: preconditioned, global)");
+  return parse_name(kSecantPairNames, name, "--secant-pair");
 }
+std::string to_string(SecantPair pair) { return name_of(kSecantPairNames, pair); }
 
 CorrectionCombination parse_combination(const std::string& name) {
-  if (name == "sum") return CorrectionCombination::kSum;
-  if (name == "sequential") return CorrectionCombination::kSequential;
-  if (name == "weighted") return CorrectionCombination::kWeighted;
-  throw InvalidArgument("unknown --combination '" + name +
-                        "' (accepted: sum, sequential, weighted)");
+  return parse_name(kCombinationNames, name, "--combination");
 }
+std::string to_string(CorrectionCombination combination) { return name_of(kCombinationNames, combination); }
 
 std::string PlbfgsOptions::validate() const {
   if (local_steps < 1) return "--local-steps must be >= 1, got " + std::to_string(local_steps);
@@ -131,9 +135,6 @@ class Plbfgs::Corrections {
 
 namespace {
 
-void require_valid(const std::string& message) {
-  DDTRAIN_CHECK(message.empty(), InvalidArgument, message);
-}
 
 double max_abs(const torch::Tensor& t) { return t.abs().max().item<double>(); }
 
@@ -425,11 +426,7 @@ void Plbfgs::global_stage(StepContext& context, torch::Tensor& x, Stage& stage) 
   has_previous_ = false;
   previous_gradient_ = gradient_.clone();  // g at θ_{k+½}
   for (int attempt = 0; attempt < 2 && !stage.progress; ++attempt) {
-    torch::Tensor direction = memory_.apply_inverse_hessian(gradient_).neg_();
-    if (!(gradient_.dot(direction).item<double>() < 0)) {
-      memory_.reset();  // not a descent direction: steepest descent
-      direction = gradient_.neg();
-    }
+    const torch::Tensor direction = memory_.descent_direction(gradient_).direction;
     const double t0 =
         memory_.size() == 0 ? std::min(1.0, 1.0 / gradient_.abs().sum().item<double>()) : 1.0;
     const torch::Tensor before = x.clone();

@@ -10,19 +10,17 @@
 #include <vector>
 
 #include "ddtrain/error.hpp"
+#include "ddtrain/enum_names.hpp"
 
 namespace ddtrain {
 
 namespace {
 
-const std::vector<std::pair<DenseUpdate, const char*>>& update_names() {
-  static const std::vector<std::pair<DenseUpdate, const char*>> names = {
-      {DenseUpdate::kBfgs, "bfgs"},             {DenseUpdate::kSsbfgsOl, "ssbfgs-ol"},
-      {DenseUpdate::kSsbfgsAb, "ssbfgs-ab"},    {DenseUpdate::kSsbroyden1, "ssbroyden1"},
-      {DenseUpdate::kSsbroyden2, "ssbroyden2"},
-  };
-  return names;
-}
+constexpr NameTable<DenseUpdate, 5> kUpdateNames{{{DenseUpdate::kBfgs, "bfgs"},
+                                                   {DenseUpdate::kSsbfgsOl, "ssbfgs-ol"},
+                                                   {DenseUpdate::kSsbfgsAb, "ssbfgs-ab"},
+                                                   {DenseUpdate::kSsbroyden1, "ssbroyden1"},
+                                                   {DenseUpdate::kSsbroyden2, "ssbroyden2"}}};
 
 /// BFGS after H <- H / tau, written for the unscaled u = H y: H/tau - rho (s u' + u s') / tau +
 /// rho (1 + h / tau) s s', h = rho y'Hy.
@@ -51,9 +49,6 @@ double broyden_theta(DenseUpdate update, double a, double b, double h) {
   return std::min(theta_plus, theta_sr1);
 }
 
-void require_valid(const std::string& message) {
-  DDTRAIN_CHECK(message.empty(), InvalidArgument, message);
-}
 
 std::string megabytes(int64_t bytes) {
   char buffer[32];
@@ -63,20 +58,8 @@ std::string megabytes(int64_t bytes) {
 
 }  // namespace
 
-DenseUpdate parse_dense_update(const std::string& name) {
-  std::string accepted;
-  for (const auto& [update, n] : update_names()) {
-    if (name == n) return update;
-    accepted += (accepted.empty() ? "" : ", ") + std::string(n);
-  }
-  throw InvalidArgument("unknown --update '" + name + "' (accepted: " + accepted + ")");
-}
-
-std::string to_string(DenseUpdate update) {
-  for (const auto& [u, n] : update_names())
-    if (u == update) return n;
-  return "unknown";
-}
+DenseUpdate parse_dense_update(const std::string& name) { return parse_name(kUpdateNames, name, "--update"); }
+std::string to_string(DenseUpdate update) { return name_of(kUpdateNames, update); }
 
 DenseUpdateCoefficients dense_update_coefficients(DenseUpdate update, double ys, double yhy, double b,
                                                   bool first, int64_t d) {

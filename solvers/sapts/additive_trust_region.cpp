@@ -104,8 +104,7 @@ std::string AdditiveTrustRegionOptions::validate() const {
 
 AdditiveTrustRegion::AdditiveTrustRegion(AdditiveTrustRegionOptions options)
     : options_(options), global_(options.global), growth_(options.batch_growth) {
-  const std::string invalid = options_.validate();
-  DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
+  require_valid(options_.validate());
 }
 
 void AdditiveTrustRegion::reset() {

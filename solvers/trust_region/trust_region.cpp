@@ -3,19 +3,20 @@
 #include <cmath>
 
 #include "ddtrain/error.hpp"
+#include "ddtrain/enum_names.hpp"
 #include "ddtrain/solvers/trust_region.hpp"
 
 namespace ddtrain {
 
-TrustRegionModel parse_trust_region_model(const std::string& name) {
-  if (name == "first_order") return TrustRegionModel::kFirstOrder;
-  if (name == "lsr1") return TrustRegionModel::kLsr1;
-  throw InvalidArgument("unknown --tr-model '" + name + "' (accepted: first_order, lsr1)");
-}
+namespace {
+constexpr NameTable<TrustRegionModel, 2> kModelNames{
+    {{TrustRegionModel::kFirstOrder, "first_order"}, {TrustRegionModel::kLsr1, "lsr1"}}};
+}  // namespace
 
-std::string to_string(TrustRegionModel model) {
-  return model == TrustRegionModel::kLsr1 ? "lsr1" : "first_order";
+TrustRegionModel parse_trust_region_model(const std::string& name) {
+  return parse_name(kModelNames, name, "--tr-model");
 }
+std::string to_string(TrustRegionModel model) { return name_of(kModelNames, model); }
 
 TrustRegionOptions TrustRegionOptions::local_defaults() {
   TrustRegionOptions o;
@@ -53,8 +54,7 @@ double reduction_ratio(double actual, double predicted, double loss) {
 
 TrustRegion::TrustRegion(TrustRegionOptions options)
     : options_(options), radius_(options.radius), lsr1_(options.memory) {
-  const std::string invalid = options_.validate();
-  DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
+  require_valid(options_.validate());
 }
 
 void TrustRegion::reset() {
@@ -155,8 +155,7 @@ std::string TrustRegionSolverOptions::validate() const {
 
 TrustRegionSolver::TrustRegionSolver(TrustRegionSolverOptions options)
     : options_(options), region_(options.region) {
-  const std::string invalid = options_.validate();
-  DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
+  require_valid(options_.validate());
 }
 
 void TrustRegionSolver::reset() {

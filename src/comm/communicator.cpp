@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "ddtrain/enum_names.hpp"
 #include "ddtrain/error.hpp"
 
 namespace ddtrain {
@@ -26,13 +27,17 @@ std::shared_ptr<Communicator> SelfComm::split(int, int) { return std::make_share
 
 void SelfComm::abort(int exit_code) { std::_Exit(exit_code); }
 
+namespace {
+constexpr NameTable<CommBackend, 4> kBackendNames{{{CommBackend::kAuto, "auto"},
+                                                   {CommBackend::kSelf, "self"},
+                                                   {CommBackend::kMpi, "mpi"},
+                                                   {CommBackend::kNccl, "nccl"}}};
+}  // namespace
+
 CommBackend parse_comm_backend(const std::string& name) {
-  if (name == "auto") return CommBackend::kAuto;
-  if (name == "self") return CommBackend::kSelf;
-  if (name == "mpi") return CommBackend::kMpi;
-  if (name == "nccl") return CommBackend::kNccl;
-  throw InvalidArgument("unknown communicator '" + name + "' (accepted: auto, self, mpi, nccl)");
+  return parse_name(kBackendNames, name, "communicator");
 }
+std::string to_string(CommBackend backend) { return name_of(kBackendNames, backend); }
 
 bool launched_under_mpi() {
   for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "SLURM_STEP_NUM_TASKS"}) {

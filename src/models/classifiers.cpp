@@ -124,8 +124,7 @@ std::string ClassifierOptions::validate() const {
 }
 
 Classifier::Classifier(ClassifierOptions options) : options_(std::move(options)) {
-  const std::string invalid = options_.validate();
-  DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
+  require_valid(options_.validate());
   const bool bn = options_.batch_norm;
   const CommunicatorPtr& comm = options_.comm;
   const int64_t h = options_.hidden, classes = options_.classes;

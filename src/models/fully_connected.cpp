@@ -42,8 +42,7 @@ torch::Tensor apply_linear(const torch::nn::Linear& layer, const torch::Tensor& 
 
 void factorize_weights(torch::nn::Module& module, const WeightFactorization& factorization, uint64_t seed) {
   if (!factorization.enabled) return;
-  const std::string invalid = factorization.validate();
-  DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
+  require_valid(factorization.validate());
   torch::NoGradGuard no_grad;
   auto generator = at::detail::createCPUGenerator(seed);
   for (const auto& child : module.modules(/*include_self=*/true)) {

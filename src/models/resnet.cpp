@@ -19,8 +19,7 @@ std::string ResNetOptions::validate() const {
 }
 
 ResNetImpl::ResNetImpl(ResNetOptions options) : options_(std::move(options)) {
-  const std::string invalid = options_.validate();
-  DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
+  require_valid(options_.validate());
   for (int64_t k = 0; k < options_.depth; ++k) {
     auto unit = register_module("unit" + std::to_string(k), std::make_shared<torch::nn::Module>());
     const int64_t in = k == 0 ? options_.inputs : options_.width;

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "ddtrain/error.hpp"
+#include "ddtrain/enum_names.hpp"
 #include "ddtrain/models.hpp"
 #include "ddtrain/models/resnet.hpp"
 #include "ddtrain/reference/mat_file.hpp"
@@ -48,33 +49,23 @@ std::string check_positive(int64_t value, const char* option) {
 
 }  // namespace
 
-Constraints parse_constraints(const std::string& name) {
-  if (name == "hard") return Constraints::kHard;
-  if (name == "soft") return Constraints::kSoft;
-  throw InvalidArgument("--constraints must be hard or soft, got '" + name + "'");
-}
+namespace {
+constexpr NameTable<Constraints, 2> kConstraintNames{{{Constraints::kHard, "hard"}, {Constraints::kSoft, "soft"}}};
+constexpr NameTable<Derivatives, 4> kDerivativeNames{{{Derivatives::kAuto, "auto"},
+                                                      {Derivatives::kFused, "fused"},
+                                                      {Derivatives::kTaylor, "taylor"},
+                                                      {Derivatives::kAutograd, "autograd"}}};
+}  // namespace
 
-std::string to_string(Constraints constraints) {
-  return constraints == Constraints::kHard ? "hard" : "soft";
+Constraints parse_constraints(const std::string& name) {
+  return parse_name(kConstraintNames, name, "--constraints");
 }
+std::string to_string(Constraints constraints) { return name_of(kConstraintNames, constraints); }
 
 Derivatives parse_derivatives(const std::string& name) {
-  if (name == "auto") return Derivatives::kAuto;
-  if (name == "fused") return Derivatives::kFused;
-  if (name == "taylor") return Derivatives::kTaylor;
-  if (name == "autograd") return Derivatives::kAutograd;
-  throw InvalidArgument("--derivatives must be auto, fused, taylor or autograd, got '" + name + "'");
+  return parse_name(kDerivativeNames, name, "--derivatives");
 }
-
-std::string to_string(Derivatives derivatives) {
-  switch (derivatives) {
-    case Derivatives::kAuto: return "auto";
-    case Derivatives::kFused: return "fused";
-    case Derivatives::kTaylor: return "taylor";
-    case Derivatives::kAutograd: return "autograd";
-  }
-  return "?";
-}
+std::string to_string(Derivatives derivatives) { return name_of(kDerivativeNames, derivatives); }
 
 std::string AllenCahnOptions::why_not_fused() const {
   if (constraints != Constraints::kHard) return "it needs --constraints hard";
@@ -183,8 +174,7 @@ double relative_l2_error(const torch::Tensor& prediction, const torch::Tensor& r
 namespace {
 
 reference::ReferenceField load_reference(const AllenCahnOptions& options) {
-  const std::string invalid = options.validate();
-  DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
+  require_valid(options.validate());
   if (!options.reference_path.empty()) return reference::read_reference_mat(options.reference_path);
   reference::AllenCahnReferenceOptions solve;
   solve.diffusion = options.diffusion;
@@ -199,8 +189,7 @@ AllenCahnProblem::AllenCahnProblem(AllenCahnOptions options)
 
 AllenCahnProblem::AllenCahnProblem(AllenCahnOptions options, reference::ReferenceField reference)
     : options_(std::move(options)), reference_(std::move(reference)) {
-  const std::string invalid = options_.validate();
-  DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
+  require_valid(options_.validate());
   const int64_t nx = reference_.nx(), nt = reference_.nt();
   DDTRAIN_CHECK(nx >= 1 && nt >= 1 && static_cast<int64_t>(reference_.u.size()) == nx * nt,
                 InvalidArgument, "the Allen–Cahn reference must hold nx * nt values");

@@ -44,8 +44,7 @@ constexpr double kPi = 3.14159265358979323846;
 class Basic1dProblem : public Problem {
  public:
   explicit Basic1dProblem(const Basic1dOptions& options) : options_(options) {
-    const std::string invalid = options_.validate();
-    DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
+    require_valid(options_.validate());
     torch::manual_seed(options_.seed);
     FullyConnectedOptions net = options_.network;
     net.inputs = 1;

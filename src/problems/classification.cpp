@@ -32,8 +32,7 @@ std::string ClassificationOptions::validate() const {
 namespace {
 
 std::string checked_data_dir(const ClassificationOptions& options) {
-  const std::string invalid = options.validate();
-  DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
+  require_valid(options.validate());
   DDTRAIN_CHECK(!options.data_dir.empty() || options.dataset == "fashion_mnist", InvalidArgument,
                 "--data DIR is required for problem '", options.dataset,
                 "' (the directory with its ",
@@ -93,8 +92,7 @@ ClassificationProblem::ClassificationProblem(ClassificationOptions options,
                                              const data::ImageDataset& train,
                                              const data::ImageDataset& test)
     : options_(std::move(options)) {
-  const std::string invalid = options_.validate();
-  DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
+  require_valid(options_.validate());
   build(train, test);
 }
 

@@ -5,32 +5,24 @@
 #include <cmath>
 
 #include "ddtrain/error.hpp"
+#include "ddtrain/enum_names.hpp"
 
 namespace ddtrain {
 
+namespace {
+constexpr NameTable<SamplingMethod, 3> kSamplingNames{{{SamplingMethod::kUniform, "uniform"},
+                                                       {SamplingMethod::kLatinHypercube, "lhs"},
+                                                       {SamplingMethod::kGrid, "grid"}}};
+constexpr NameTable<Scaling, 2> kScalingNames{{{Scaling::kWeak, "weak"}, {Scaling::kStrong, "strong"}}};
+}  // namespace
+
 SamplingMethod parse_sampling_method(const std::string& name) {
-  if (name == "uniform") return SamplingMethod::kUniform;
-  if (name == "lhs") return SamplingMethod::kLatinHypercube;
-  if (name == "grid") return SamplingMethod::kGrid;
-  throw InvalidArgument("--sampling must be uniform, lhs or grid, got '" + name + "'");
+  return parse_name(kSamplingNames, name, "--sampling");
 }
+std::string to_string(SamplingMethod method) { return name_of(kSamplingNames, method); }
 
-std::string to_string(SamplingMethod method) {
-  switch (method) {
-    case SamplingMethod::kUniform: return "uniform";
-    case SamplingMethod::kLatinHypercube: return "lhs";
-    case SamplingMethod::kGrid: return "grid";
-  }
-  return "?";
-}
-
-Scaling parse_scaling(const std::string& name) {
-  if (name == "weak") return Scaling::kWeak;
-  if (name == "strong") return Scaling::kStrong;
-  throw InvalidArgument("--scaling must be weak or strong, got '" + name + "'");
-}
-
-std::string to_string(Scaling scaling) { return scaling == Scaling::kWeak ? "weak" : "strong"; }
+Scaling parse_scaling(const std::string& name) { return parse_name(kScalingNames, name, "--scaling"); }
+std::string to_string(Scaling scaling) { return name_of(kScalingNames, scaling); }
 
 std::string SamplingOptions::validate() const {
   if (count < 1) return "the number of collocation points must be >= 1, got " + std::to_string(count);
@@ -101,8 +93,7 @@ torch::Tensor unit_grid(int64_t count, int64_t d, double offset) {
 }  // namespace
 
 ShardPoints sample_points(const Box& box, const SamplingOptions& options) {
-  const std::string invalid = options.validate();
-  DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
+  require_valid(options.validate());
   const int64_t d = box.dimension();
   DDTRAIN_CHECK(d >= 1 && static_cast<int64_t>(box.upper.size()) == d, InvalidArgument,
                 "a sampling box needs matching lower and upper bounds in >= 1 dimensions");

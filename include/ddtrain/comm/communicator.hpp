@@ -55,6 +55,7 @@ class SelfComm final : public Communicator {
 /// Which backend `make_communicator` builds.
 enum class CommBackend { kAuto, kSelf, kMpi, kNccl };
 CommBackend parse_comm_backend(const std::string& name);  // throws InvalidArgument
+std::string to_string(CommBackend backend);
 
 /// True if this process was started by mpirun/srun with more than one process, or MPI built in
 /// and already initialised.

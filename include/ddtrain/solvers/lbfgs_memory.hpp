@@ -14,6 +14,13 @@ class LbfgsMemory {
   bool push(const torch::Tensor& s, const torch::Tensor& y);
   /// Returns H g, H the L-BFGS inverse-Hessian approximation (g itself if empty).
   torch::Tensor apply_inverse_hessian(const torch::Tensor& g) const;
+  /// The L-BFGS direction -H g and its slope g'd; where that is not a descent direction
+  /// (slope >= 0 or NaN) the memory is cleared and steepest descent -g returned instead.
+  struct Direction {
+    torch::Tensor direction;
+    double slope = 0;
+  };
+  Direction descent_direction(const torch::Tensor& g);
   void reset();
   int size() const { return count_; }
   int capacity() const { return capacity_; }

@@ -13,6 +13,7 @@ namespace ddtrain {
 
 enum class LineSearchType { kStrongWolfe, kArmijo };
 LineSearchType parse_line_search(const std::string& name);  // "strong_wolfe" | "armijo"
+std::string to_string(LineSearchType type);
 
 struct LineSearchOptions {
   LineSearchType type = LineSearchType::kStrongWolfe;

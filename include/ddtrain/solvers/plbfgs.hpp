@@ -29,9 +29,11 @@ namespace ddtrain {
 
 enum class PlbfgsVariant { kAdditive, kMultiplicative };
 PlbfgsVariant parse_plbfgs_variant(const std::string& name);  // "additive" | "multiplicative"
+std::string to_string(PlbfgsVariant variant);
 
 enum class LocalSolverType { kLbfgs, kAdam, kSgd };
 LocalSolverType parse_local_solver(const std::string& name);  // "lbfgs" | "adam" | "sgd"
+std::string to_string(LocalSolverType type);
 
 /// How the additive variant turns the subdomain corrections c_s into θ_{k+½}.
 enum class CorrectionCombination {
@@ -47,6 +49,7 @@ enum class CorrectionCombination {
   kWeighted,
 };
 CorrectionCombination parse_combination(const std::string& name);  // "sum" | "sequential" | "weighted"
+std::string to_string(CorrectionCombination combination);
 
 /// Which curvature pair the global L-BFGS memory receives each outer iteration.
 enum class SecantPair {
@@ -58,6 +61,7 @@ enum class SecantPair {
   kGlobalStep,
 };
 SecantPair parse_secant_pair(const std::string& name);  // "preconditioned" | "global"
+std::string to_string(SecantPair pair);
 
 struct PlbfgsOptions {
   PlbfgsVariant variant = PlbfgsVariant::kAdditive;  ///< --variant
