@@ -1,13 +1,17 @@
 // Wall time of one L-BFGS iteration and one Adam step of ddtrain on the Allen–Cahn PINN
-// (ResNet 6 x 40, tanh, hard constraints, float32 by default) for N_f = 2000, 10000, 40000
+// (hard constraints; ResNet 6 x 40, tanh, float32 by default) for N_f = 2000, 10000, 40000
 // residual points, with fused, Taylor-mode and autograd residual derivatives. The counterpart of
 // bench/pytorch_allen_cahn.py; bench/run_allen_cahn_vs_pytorch.sh runs both. Prints CSV rows.
 //
 // Usage: bench_allen_cahn [--threads N] [--nf 2000,10000,40000]
 //                         [--derivatives fused,taylor,autograd] [--chunk 256 (fused)]
 //                         [--lbfgs-iterations 20] [--adam-steps 21] [--precision float32|float64]
-// L-BFGS: `iterations` warm-up iterations, then the same number timed (as the PyTorch side runs
-// one warm-up step() of max_iter iterations and times a second one). Adam: 2 warm-up steps,
+//                         [--model resnet|fc|modified-mlp] [--depth 6] [--width 40]
+//                         [--fourier-modes 1] [--ic-decay 0]
+// The network options are AllenCahnOptions' (the CLI's --model, --depth, ...). A derivative mode
+// that does not apply to the network (fused for modified-mlp) is skipped with a '#' line saying
+// why. L-BFGS: `iterations` warm-up iterations, then the same number timed (as the PyTorch side
+// runs one warm-up step() of max_iter iterations and times a second one). Adam: 2 warm-up steps,
 // then the median of single steps.
 #include <algorithm>
 #include <chrono>
@@ -18,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "ddtrain/error.hpp"
 #include "ddtrain/objective.hpp"
 #include "ddtrain/problems/allen_cahn.hpp"
 #include "ddtrain/solvers/data_parallel.hpp"
@@ -40,89 +45,124 @@ std::vector<std::string> split(const std::string& list) {
   return out;
 }
 
-int64_t fused_chunk = ddtrain::AllenCahnOptions{}.fused_chunk;
-
-ddtrain::AllenCahnOptions problem_options(int64_t nf, ddtrain::Derivatives derivatives,
-                                          torch::Dtype dtype) {
-  ddtrain::AllenCahnOptions o;  // ResNet 6 x 40, tanh, hard constraints
+ddtrain::AllenCahnOptions problem_options(ddtrain::AllenCahnOptions o, int64_t nf,
+                                          ddtrain::Derivatives derivatives) {
   o.nf = nf;
-  o.fused_chunk = fused_chunk;
   o.derivatives = derivatives;
-  o.dtype = dtype;
   return o;
 }
 
-}  // namespace
+struct Row {
+  double lbfgs_ms = 0, evaluations = 0, lbfgs_cpu = 0, adam_ms = 0, adam_cpu = 0;
+};
 
-int main(int argc, char** argv) {
+Row measure(const ddtrain::AllenCahnOptions& options, const ddtrain::reference::ReferenceField& reference,
+            int lbfgs_iterations, int adam_steps) {
+  Row row;
+  {
+    ddtrain::AllenCahnProblem problem(options, reference);
+    ddtrain::LocalObjective objective(problem.parameters(), [&] { return problem.loss({}); });
+    ddtrain::Lbfgs solver;
+    torch::Tensor x = objective.initial_point();
+    for (int k = 0; k < lbfgs_iterations; ++k) ddtrain::step(solver, objective, x);
+    objective.reset_counters();
+    const auto t0 = Clock::now();
+    const double c0 = cpu_ms();
+    for (int k = 0; k < lbfgs_iterations; ++k) ddtrain::step(solver, objective, x);
+    row.lbfgs_ms = ms_since(t0) / lbfgs_iterations;
+    row.lbfgs_cpu = (cpu_ms() - c0) / lbfgs_iterations;
+    row.evaluations =
+        static_cast<double>(objective.counters().gradient + objective.counters().loss_only) / lbfgs_iterations;
+  }
+  std::vector<double> adam_ms;
+  {
+    ddtrain::AllenCahnProblem problem(options, reference);
+    ddtrain::LocalObjective objective(problem.parameters(), [&] { return problem.loss({}); });
+    ddtrain::Adam solver;
+    torch::Tensor x = objective.initial_point();
+    double c0 = 0;
+    for (int k = 0; k < adam_steps + 2; ++k) {
+      if (k == 2) c0 = cpu_ms();
+      const auto t0 = Clock::now();
+      ddtrain::step(solver, objective, x);
+      if (k >= 2) adam_ms.push_back(ms_since(t0));
+    }
+    row.adam_cpu = (cpu_ms() - c0) / adam_steps;
+  }
+  std::nth_element(adam_ms.begin(), adam_ms.begin() + adam_ms.size() / 2, adam_ms.end());
+  row.adam_ms = adam_ms[adam_ms.size() / 2];
+  return row;
+}
+
+int run(int argc, char** argv) {
   int threads = 1, lbfgs_iterations = 20, adam_steps = 21;
   std::string nf_list = "2000,10000,40000", modes = "fused,taylor,autograd", precision = "float32";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string key = argv[i], value = argv[i + 1];
+  // The problem of every row but its point count and derivatives. Defaults: ResNet 6 x 40, tanh,
+  // hard constraints, Fourier modes 1, ic-decay 0.
+  ddtrain::AllenCahnOptions base;
+  for (int i = 1; i < argc; i += 2) {
+    const std::string key = argv[i];
+    DDTRAIN_CHECK(i + 1 < argc, ddtrain::InvalidArgument, key, " needs a value");
+    const std::string value = argv[i + 1];
     if (key == "--threads") threads = std::atoi(value.c_str());
     else if (key == "--nf") nf_list = value;
     else if (key == "--derivatives") modes = value;
     else if (key == "--lbfgs-iterations") lbfgs_iterations = std::atoi(value.c_str());
     else if (key == "--adam-steps") adam_steps = std::max(1, std::atoi(value.c_str()));
     else if (key == "--precision") precision = value;
-    else if (key == "--chunk") fused_chunk = std::atoll(value.c_str());
-    else {
-      std::fprintf(stderr, "unknown option %s\n", key.c_str());
-      return 2;
-    }
+    else if (key == "--chunk") base.fused_chunk = std::atoll(value.c_str());
+    else if (key == "--model") base.model = value;
+    else if (key == "--depth") base.depth = std::atoll(value.c_str());
+    else if (key == "--width") base.width = std::atoll(value.c_str());
+    else if (key == "--fourier-modes") base.fourier_modes = std::atoll(value.c_str());
+    else if (key == "--ic-decay") base.ic_decay = std::atof(value.c_str());
+    else throw ddtrain::InvalidArgument("unknown option " + key);
   }
+  DDTRAIN_CHECK(precision == "float32" || precision == "float64", ddtrain::InvalidArgument,
+                "--precision must be float32 or float64, got '", precision, "'");
+  base.dtype = precision == "float64" ? torch::kFloat64 : torch::kFloat32;
+  ddtrain::require_valid(base.validate());
   torch::set_num_threads(threads);
-  const torch::Dtype dtype = precision == "float64" ? torch::kFloat64 : torch::kFloat32;
   // The reference field only feeds the metric, which is not timed: a tiny one saves set-up.
   ddtrain::reference::AllenCahnReferenceOptions small;
   small.nx = 16;
   small.nt_out = 3;
   const ddtrain::reference::ReferenceField reference = ddtrain::reference::solve_allen_cahn(small);
 
-  std::printf("# ddtrain, threads %d, %s\n", torch::get_num_threads(), precision.c_str());
+  const int64_t parameter_count = ddtrain::AllenCahnProblem(base, reference).parameters().size();
+  std::printf("# ddtrain, threads %d, %s, model %s %lld x %lld (%lld parameters), fourier-modes %lld, ic-decay %g\n",
+              torch::get_num_threads(), precision.c_str(), base.model.c_str(), static_cast<long long>(base.depth),
+              static_cast<long long>(base.width), static_cast<long long>(parameter_count),
+              static_cast<long long>(base.fourier_modes), base.ic_decay);
   std::printf("# nf,derivatives,lbfgs_ms_per_iteration,lbfgs_evaluations_per_iteration,adam_ms_per_step,"
               "lbfgs_cpu_ms_per_iteration,adam_cpu_ms_per_step\n");
+  for (const std::string& mode : split(modes)) {
+    const ddtrain::Derivatives derivatives = ddtrain::parse_derivatives(mode);
+    if (derivatives == ddtrain::Derivatives::kFused && !base.why_not_fused().empty())
+      std::printf("# skipped --derivatives fused for --model %s: %s\n", base.model.c_str(),
+                  base.why_not_fused().c_str());
+  }
   for (const std::string& nf_text : split(nf_list)) {
     const int64_t nf = std::atoll(nf_text.c_str());
     for (const std::string& mode : split(modes)) {
       const ddtrain::Derivatives derivatives = ddtrain::parse_derivatives(mode);
-      double lbfgs_ms = 0, evaluations = 0, lbfgs_cpu = 0, adam_cpu = 0;
-      {
-        ddtrain::AllenCahnProblem problem(problem_options(nf, derivatives, dtype), reference);
-        ddtrain::LocalObjective objective(problem.parameters(), [&] { return problem.loss({}); });
-        ddtrain::Lbfgs solver;
-        torch::Tensor x = objective.initial_point();
-        for (int k = 0; k < lbfgs_iterations; ++k) ddtrain::step(solver, objective, x);
-        objective.reset_counters();
-        const auto t0 = Clock::now();
-        const double c0 = cpu_ms();
-        for (int k = 0; k < lbfgs_iterations; ++k) ddtrain::step(solver, objective, x);
-        lbfgs_ms = ms_since(t0) / lbfgs_iterations;
-        lbfgs_cpu = (cpu_ms() - c0) / lbfgs_iterations;
-        evaluations = static_cast<double>(objective.counters().gradient +
-                                          objective.counters().loss_only) /
-                      lbfgs_iterations;
-      }
-      std::vector<double> adam_ms;
-      {
-        ddtrain::AllenCahnProblem problem(problem_options(nf, derivatives, dtype), reference);
-        ddtrain::LocalObjective objective(problem.parameters(), [&] { return problem.loss({}); });
-        ddtrain::Adam solver;
-        torch::Tensor x = objective.initial_point();
-        double c0 = 0;
-        for (int k = 0; k < adam_steps + 2; ++k) {
-          if (k == 2) c0 = cpu_ms();
-          const auto t0 = Clock::now();
-          ddtrain::step(solver, objective, x);
-          if (k >= 2) adam_ms.push_back(ms_since(t0));
-        }
-        adam_cpu = (cpu_ms() - c0) / adam_steps;
-      }
-      std::nth_element(adam_ms.begin(), adam_ms.begin() + adam_ms.size() / 2, adam_ms.end());
-      std::printf("%lld,%s,%.3f,%.2f,%.3f,%.3f,%.3f\n", static_cast<long long>(nf), mode.c_str(),
-                  lbfgs_ms, evaluations, adam_ms[adam_ms.size() / 2], lbfgs_cpu, adam_cpu);
+      if (derivatives == ddtrain::Derivatives::kFused && !base.why_not_fused().empty()) continue;
+      const Row row = measure(problem_options(base, nf, derivatives), reference, lbfgs_iterations, adam_steps);
+      std::printf("%lld,%s,%.3f,%.2f,%.3f,%.3f,%.3f\n", static_cast<long long>(nf), mode.c_str(), row.lbfgs_ms,
+                  row.evaluations, row.adam_ms, row.lbfgs_cpu, row.adam_cpu);
       std::fflush(stdout);
     }
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const ddtrain::Error& e) {
+    std::fprintf(stderr, "bench_allen_cahn: error: %s\n", e.what());
+    return 2;
+  }
 }

@@ -3,18 +3,21 @@
 bench/run_allen_cahn_vs_pytorch.sh and bench/allen_cahn_equal_time.sh).
 
 Same equation (u_t - 1e-4 u_xx + 5 u^3 - 5 u = 0), same hard constraints
-(u = x^2 cos(pi x) exp(-c t) + t N(cos(pi x), sin(pi x), t), c = --ic-decay, default 0), same
-networks, same number of uniformly
+(u = x^2 cos(pi x) exp(-c t) + t N(cos(k pi x), sin(k pi x) for k = 1..K, t), c = --ic-decay,
+default 0, K = --fourier-modes, default 1), same networks, same number of uniformly
 drawn collocation points and precision. Derivatives by nested torch.autograd.grad
 (create_graph), the usual PyTorch PINN; --derivatives taylor runs the forward Taylor-mode
 residual instead (the algorithm ddtrain uses by default), to separate algorithm from framework.
 
-Networks (--model, --depth, --width; Xavier-normal weights, zero biases):
-  resnet  (default) lift Linear(3, width) + tanh, then depth-1 residual blocks h + tanh(W h + b),
-          linear output; depth 6, width 40 by default
+Networks (--model, --depth, --width; Xavier-normal weights, zero biases; ddtrain's --model):
+  resnet  (default) lift Linear(2K+1, width) + tanh, then depth-1 residual blocks
+          h + tanh(W h + b), linear output; depth 6, width 40 by default
   fc      depth hidden Linear(., width) + tanh layers, linear output
-Both take (cos(pi x), sin(pi x), t) and both have a Taylor-mode forward_jet (value, d/dx, d/dt,
-d2/dx2 pushed through each layer; the fc one is the resnet one without the skip connection).
+  modified-mlp  the gated MLP of jaxpi (ddtrain::ModifiedMlp): U = tanh(W_u f + b_u),
+          V = tanh(W_v f + b_v), then depth gated layers h <- z U + (1 - z) V with
+          z = tanh(W_l h + b_l) (h = f before the first), linear output
+All take the features f = (cos(k pi x), sin(k pi x) for k = 1..K, t) and all have a Taylor-mode
+forward_jet (value, d/dx, d/dt, d2/dx2 pushed through each layer).
 
 Modes:
   bench       time one L-BFGS iteration (torch.optim.LBFGS, strong_wolfe, --history pairs, many
@@ -112,7 +115,45 @@ class FC(torch.nn.Module):
         return _jet_linear(self.output, h)
 
 
-MODELS = {"resnet": ResNet, "fc": FC}
+def _jet_product(a, b):
+    """Elementwise product of two jets (Leibniz): (ab)' = a' b + a b', (ab)'' = a'' b + 2 a' b' + a b''."""
+    a0, b0 = a[0], b[0]
+    return torch.cat([(a0 * b0).unsqueeze(0), a[1:3] * b0 + a0 * b[1:3],
+                      (a[3] * b0 + 2 * a[1] * b[1] + a0 * b[3]).unsqueeze(0)])
+
+
+class ModifiedMLP(torch.nn.Module):
+    """ddtrain::ModifiedMlp: the same layers, order of parameters and forward."""
+
+    def __init__(self, inputs=3, outputs=1, depth=6, width=40):
+        super().__init__()
+        self.encoder_u = torch.nn.Linear(inputs, width)
+        self.encoder_v = torch.nn.Linear(inputs, width)
+        self.gates = torch.nn.ModuleList(
+            [torch.nn.Linear(inputs if k == 0 else width, width) for k in range(depth)])
+        self.output = torch.nn.Linear(width, outputs)
+        _init_xavier(self)
+
+    def forward(self, x):
+        u, v = torch.tanh(self.encoder_u(x)), torch.tanh(self.encoder_v(x))
+        u_minus_v = u - v
+        h = x
+        for gate in self.gates:
+            h = v + torch.tanh(gate(h)) * u_minus_v  # z u + (1 - z) v
+        return self.output(h)
+
+    def forward_jet(self, stacked):
+        """Taylor mode: stacked = (4, n, k) = [value, d/dx, d/dt, d2/dx2]."""
+        u = _jet_tanh(_jet_linear(self.encoder_u, stacked))
+        v = _jet_tanh(_jet_linear(self.encoder_v, stacked))
+        u_minus_v = u - v
+        h = stacked
+        for gate in self.gates:
+            h = v + _jet_product(_jet_tanh(_jet_linear(gate, h)), u_minus_v)
+        return _jet_linear(self.output, h)
+
+
+MODELS = {"resnet": ResNet, "fc": FC, "modified-mlp": ModifiedMLP}
 
 
 def uniform_points(n, dtype):
@@ -123,17 +164,24 @@ def uniform_points(n, dtype):
 class AllenCahn:
     nu, r = 1e-4, 5.0
 
-    def __init__(self, nf, dtype, seed, derivatives, model="resnet", depth=6, width=40, ic_decay=0.0):
+    def __init__(self, nf, dtype, seed, derivatives, model="resnet", depth=6, width=40, ic_decay=0.0,
+                 fourier_modes=1):
         torch.manual_seed(seed)
         self.ic_decay = ic_decay  # carrier x^2 cos(pi x) exp(-c t), as ddtrain's --ic-decay
-        self.model = MODELS[model](depth=depth, width=width).to(dtype)
+        self.frequencies = [k * math.pi for k in range(1, fourier_modes + 1)]  # k pi, k = 1..K
+        self.model = MODELS[model](inputs=2 * fourier_modes + 1, depth=depth, width=width).to(dtype)
         self.dtype = dtype
         self.points = uniform_points(nf, dtype)
         self.derivatives = derivatives
 
+    def features(self, x, t):
+        """(cos(k pi x), sin(k pi x) for k = 1..K, t): ddtrain's order, cos and sin per k."""
+        trig = [f(w * x) for w in self.frequencies for f in (torch.cos, torch.sin)]
+        return torch.cat(trig + [t], 1)
+
     def predict(self, xt):
         x, t = xt[:, :1], xt[:, 1:]
-        features = torch.cat([torch.cos(math.pi * x), torch.sin(math.pi * x), t], 1)
+        features = self.features(x, t)
         carrier = x * x * torch.cos(math.pi * x) * torch.exp(-self.ic_decay * t)
         return (carrier + t * self.model(features)).reshape(-1)
 
@@ -150,9 +198,16 @@ class AllenCahn:
         pi = math.pi
         c, s = torch.cos(pi * x), torch.sin(pi * x)
         zero, one = torch.zeros_like(x), torch.ones_like(x)
-        stacked = torch.stack([torch.cat([c, s, t], 1), torch.cat([-pi * s, pi * c, zero], 1),
-                               torch.cat([zero, zero, one], 1),
-                               torch.cat([-pi * pi * c, -pi * pi * s, zero], 1)])
+        # Per k (w = k pi): d/dx (cos w x, sin w x) = w (-sin, cos), d2/dx2 = -w^2 (cos, sin).
+        value, dx, dt, dxx = [], [], [], []
+        for w in self.frequencies:
+            cw, sw = (c, s) if w == pi else (torch.cos(w * x), torch.sin(w * x))
+            value += [cw, sw]
+            dx += [-w * sw, w * cw]
+            dt += [zero, zero]
+            dxx += [-w * w * cw, -w * w * sw]
+        stacked = torch.stack([torch.cat(value + [t], 1), torch.cat(dx + [zero], 1),
+                               torch.cat(dt + [one], 1), torch.cat(dxx + [zero], 1)])
         n = self.model.forward_jet(stacked)
         x2 = x * x
         e = torch.exp(-self.ic_decay * t)
@@ -209,14 +264,15 @@ def closure_of(problem, optimizer):
 
 def make_problem(args, nf, dtype):
     return AllenCahn(nf, dtype, args.seed, args.derivatives, args.model, args.depth, args.width,
-                     args.ic_decay)
+                     args.ic_decay, args.fourier_modes)
 
 
 def bench(args, dtype):
     print(f"# pytorch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"derivatives {args.derivatives}")
-    if (args.model, args.depth, args.width) != ("resnet", 6, 40):
-        print(f"# model {args.model}, depth {args.depth}, width {args.width}")
+    parameters = sum(p.numel() for p in make_problem(args, 1, dtype).model.parameters())
+    print(f"# model {args.model}, depth {args.depth}, width {args.width} ({parameters} parameters), "
+          f"fourier-modes {args.fourier_modes}, ic-decay {args.ic_decay:g}")
     print("# nf,lbfgs_ms_per_iteration,lbfgs_evaluations_per_iteration,adam_ms_per_step,"
           "lbfgs_cpu_ms_per_iteration,adam_cpu_ms_per_step")
     for nf in args.nf:
@@ -323,6 +379,7 @@ def time_limited(args, dtype):
     else:
         iterations = steps
     print(json.dumps({"side": "pytorch", "model": args.model, "depth": args.depth, "ic_decay": args.ic_decay,
+                      "fourier_modes": args.fourier_modes,
                       "width": args.width, "optimizer": args.optimizer,
                       "history": args.history if args.optimizer == "lbfgs" else None,
                       "lr": args.lr if args.optimizer == "adam" else None,
@@ -343,8 +400,10 @@ def main():
     p.add_argument("--derivatives", choices=["autograd", "taylor"], default="autograd")
     p.add_argument("--model", choices=sorted(MODELS), default="resnet")
     p.add_argument("--depth", type=int, default=6,
-                   help="resnet: lift + depth-1 blocks; fc: hidden layers")
+                   help="resnet: lift + depth-1 blocks; fc: hidden layers; modified-mlp: gated layers")
     p.add_argument("--width", type=int, default=40)
+    p.add_argument("--fourier-modes", type=int, default=1,
+                   help="K: the network takes cos(k pi x), sin(k pi x) for k = 1..K and t (ddtrain's --fourier-modes)")
     p.add_argument("--ic-decay", type=float, default=0.0,
                    help="carry the initial condition as x^2 cos(pi x) exp(-c t) (ddtrain's --ic-decay)")
     p.add_argument("--threads", type=int, default=1)
@@ -367,6 +426,8 @@ def main():
     args = p.parse_args()
     if args.depth < 1 or args.width < 1 or args.history < 1 or args.chunk < 1 or args.rad_every < 0:
         p.error("--depth, --width, --history and --chunk must be >= 1, --rad-every >= 0")
+    if not 1 <= args.fourier_modes <= 64:
+        p.error("--fourier-modes must be in [1, 64]")
     torch.set_num_threads(args.threads)
     dtype = torch.float32 if args.precision == "float32" else torch.float64
     if args.mode == "bench":

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# ddtrain vs PyTorch on the Allen–Cahn PINN (ResNet 6 x 40, hard constraints, float32): time of
-# one L-BFGS iteration and one Adam step for N_f = 2000, 10000, 40000, with 1 and 2 threads.
+# ddtrain vs PyTorch on the Allen–Cahn PINN (hard constraints; by default ResNet 6 x 40, float32):
+# time of one L-BFGS iteration and one Adam step for N_f = 2000, 10000, 40000, with 1 and 2 threads.
 # Both sides run in this one invocation, interleaved, REPEATS times each, with the same thread
 # settings (OMP_NUM_THREADS, torch.set_num_threads / --threads, OMP_WAIT_POLICY=PASSIVE); the
 # medians and the ratios ddtrain / PyTorch are printed per N_f.
@@ -9,8 +9,11 @@
 # Environment: REPEATS (3), THREADS ("1 2"), NF (2000,10000,40000), ITERATIONS (10 L-BFGS
 #   iterations and Adam steps timed per run), PYTORCH_TAYLOR=1 also times the PyTorch script
 #   with Taylor-mode derivatives (same algorithm as ddtrain's default), MALLOC_TUNE (1, see
-#   below). L-BFGS is compared per loss+gradient evaluation: the two line searches need
-#   different numbers of evaluations per iteration (both columns are printed).
+#   below). The network and problem, the same on both sides: MODEL (resnet; fc, modified-mlp),
+#   DEPTH (6), WIDTH (40), PRECISION (float32), FOURIER (1: --fourier-modes), IC_DECAY (0:
+#   --ic-decay); a ddtrain derivative mode that does not apply to MODEL (fused for modified-mlp)
+#   is skipped and the reason printed. L-BFGS is compared per loss+gradient evaluation: the two
+#   line searches need different numbers of evaluations per iteration (both columns are printed).
 # Needs python3-torch (scripts/install-deps.sh --with-bench).
 set -euo pipefail
 build=${1:-build}
@@ -20,6 +23,8 @@ repeats=${REPEATS:-3}
 threads_list=${THREADS:-1 2}
 nf=${NF:-2000,10000,40000}
 iterations=${ITERATIONS:-10}
+network=(--model "${MODEL:-resnet}" --depth "${DEPTH:-6}" --width "${WIDTH:-40}"
+         --precision "${PRECISION:-float32}" --fourier-modes "${FOURIER:-1}" --ic-decay "${IC_DECAY:-0}")
 raw=$(mktemp -d)
 trap 'rm -rf "$raw"' EXIT
 
@@ -34,22 +39,31 @@ if [[ "${MALLOC_TUNE:-1}" == 1 ]]; then
   export MALLOC_MMAP_THRESHOLD_=4000000000 MALLOC_TRIM_THRESHOLD_=4000000000 MALLOC_TOP_PAD_=268435456
 fi
 echo "# OMP_WAIT_POLICY=PASSIVE, MALLOC_TUNE=${MALLOC_TUNE:-1}, repeats $repeats, threads $threads_list"
+echo "# network and problem (both sides): ${network[*]}"
+# keep_rows FILE SED: a side's CSV rows, tagged by SED, into rows.csv; its comment lines (network,
+# parameter count, skipped modes; the header of the columns excepted) into notes, printed once.
+keep_rows() {
+  grep '^#' "$1" | grep -v '^# nf,' >> "$raw/notes" || true
+  grep -v '^#' "$1" | sed "$2" >> "$raw/rows.csv"
+}
 for threads in $threads_list; do
   export OMP_NUM_THREADS=$threads
   for ((r = 0; r < repeats; ++r)); do
-    "$build/bench/bench_allen_cahn" --threads "$threads" --nf "$nf" \
-      --lbfgs-iterations "$iterations" --adam-steps "$((iterations + 1))" |
-      grep -v '^#' | sed "s/^/ddtrain,$threads,/" >> "$raw/rows.csv"
-    $python "$here/pytorch_allen_cahn.py" --threads "$threads" --nf ${nf//,/ } \
-      --lbfgs-iterations "$iterations" --adam-steps "$((iterations + 1))" |
-      grep -v '^#' | sed "s/^\([0-9]*\),/pytorch,$threads,\1,autograd,/" >> "$raw/rows.csv"
+    "$build/bench/bench_allen_cahn" --threads "$threads" --nf "$nf" "${network[@]}" \
+      --lbfgs-iterations "$iterations" --adam-steps "$((iterations + 1))" > "$raw/side.out"
+    keep_rows "$raw/side.out" "s/^/ddtrain,$threads,/"
+    $python "$here/pytorch_allen_cahn.py" --threads "$threads" --nf ${nf//,/ } "${network[@]}" \
+      --lbfgs-iterations "$iterations" --adam-steps "$((iterations + 1))" > "$raw/side.out"
+    keep_rows "$raw/side.out" "s/^\([0-9]*\),/pytorch,$threads,\1,autograd,/"
     if [[ "${PYTORCH_TAYLOR:-0}" == 1 ]]; then
-      $python "$here/pytorch_allen_cahn.py" --threads "$threads" --nf ${nf//,/ } --derivatives taylor \
-        --lbfgs-iterations "$iterations" --adam-steps "$((iterations + 1))" |
-        grep -v '^#' | sed "s/^\([0-9]*\),/pytorch,$threads,\1,taylor,/" >> "$raw/rows.csv"
+      $python "$here/pytorch_allen_cahn.py" --threads "$threads" --nf ${nf//,/ } "${network[@]}" --derivatives taylor \
+        --lbfgs-iterations "$iterations" --adam-steps "$((iterations + 1))" > "$raw/side.out"
+      keep_rows "$raw/side.out" "s/^\([0-9]*\),/pytorch,$threads,\1,taylor,/"
     fi
   done
 done
+echo "# finished $(date -u '+%F %T') UTC; load $(cut -d' ' -f1-3 /proc/loadavg)"
+sort -u "$raw/notes"
 echo "## raw rows: side,threads,nf,derivatives,lbfgs_ms_per_iteration,evaluations_per_iteration,adam_ms_per_step,lbfgs_cpu_ms_per_iteration,adam_cpu_ms_per_step"
 cat "$raw/rows.csv"
 $python - "$raw/rows.csv" <<'EOF'
