@@ -16,14 +16,17 @@ int run_reference(const std::vector<std::string>& args);
 
 /// `ddtrain plot DIR [--format png|svg]`: convergence plots (and Allen-Cahn heatmaps).
 int run_plot(const std::vector<std::string>& args);
-/// Renders the plots of a run or comparison directory; kExitOk on success.
-int render_plots(const std::string& directory, const std::string& format);
+/// Renders the plots of a run or comparison directory; kExitOk on success. What the plotting
+/// script prints goes to stderr with `output_to_stderr` (stdout is for JSON lines then).
+int render_plots(const std::string& directory, const std::string& format, bool output_to_stderr = false);
 /// Python 3 with matplotlib and the plotting script are present.
 bool plotting_available();
 
 /// One training run as `ddtrain train` does it; returns summary.json's content (rank 0's view)
-/// and fills `status`. `print_summary` prints the closing line.
-nlohmann::json train_once(const std::vector<std::string>& args, int& status, bool print_summary);
+/// and fills `status`. `print_summary` prints the closing line (text; --log-format jsonl
+/// always ends with a "summary" object); `run_label` names the run in jsonl objects (compare).
+nlohmann::json train_once(const std::vector<std::string>& args, int& status, bool print_summary,
+                          const std::string& run_label = "");
 
 /// Exit statuses.
 constexpr int kExitOk = 0;

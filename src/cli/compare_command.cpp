@@ -10,6 +10,7 @@
 #include "ddtrain/comm/communicator.hpp"
 #include "ddtrain/error.hpp"
 #include "ddtrain/reference/mat_file.hpp"
+#include "progress.hpp"
 #include "results.hpp"
 #include "train_setup.hpp"
 
@@ -138,20 +139,43 @@ struct Table {
     }
     return out.str();
   }
-  std::string csv() const {
-    std::ostringstream out;
-    auto line = [&](const std::vector<std::string>& cells) {
-      for (size_t c = 0; c < cells.size(); ++c) {
-        const bool quote = cells[c].find(',') != std::string::npos;
-        out << (c ? "," : "") << (quote ? "\"" : "") << cells[c] << (quote ? "\"" : "");
-      }
-      out << "\n";
-    };
-    line(header);
-    for (const auto& r : rows) line(r);
-    return out.str();
-  }
 };
+
+/// comparison.csv: one record per run, numbers as numbers (shortest form that reads back to
+/// the same double), an empty cell where a value is missing (not reached, no metric).
+std::string comparison_csv(const std::vector<nlohmann::ordered_json>& records) {
+  std::ostringstream out;
+  bool first = true;
+  for (const auto& [key, value] : records.front().items()) {
+    out << (first ? "" : ",") << key;
+    first = false;
+  }
+  out << "\n";
+  for (const auto& record : records) {
+    first = true;
+    for (const auto& [key, value] : record.items()) {
+      std::string cell = value.is_null() ? "" : value.is_string() ? value.get<std::string>() : value.dump();
+      if (cell.find_first_of(",\"") != std::string::npos) {  // RFC 4180 quoting
+        std::string quoted = "\"";
+        for (char c : cell) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+        cell = quoted + "\"";
+      }
+      out << (first ? "" : ",") << cell;
+      first = false;
+    }
+    out << "\n";
+  }
+  return out.str();
+}
+
+/// The speed-up of `time` over the first run's `first` (first / time): null unless both are
+/// finite and positive.
+nlohmann::json speed_up(double first, double time) {
+  return std::isfinite(first) && std::isfinite(time) && first > 0 && time > 0 ? nlohmann::json(first / time)
+                                                                           : nlohmann::json(nullptr);
+}
+
+double number_or_nan(const nlohmann::json& v) { return v.is_number() ? v.get<double>() : kNaN; }
 
 /// Without --problem and --solvers: the default comparison, with the given options (e.g.
 /// --out, --overwrite, --epochs) taking the place of the defaults they name.
@@ -178,7 +202,15 @@ int run_compare(const std::vector<std::string>& given) {
                    "  are short for plbfgs --variant ... . Without --problem and --solvers: a small Allen-Cahn comparison\n"
                    "  (adam, lbfgs, plbfgs additive and multiplicative, bfgs; 36 s each) into ./ddtrain-compare.\n"
                    "  Every option of `ddtrain train --help` applies to all runs. The plots of `ddtrain plot`\n"
-                   "  go to DIR/plots unless --no-plot.\n";
+                   "  go to DIR/plots unless --no-plot. --log-format jsonl: one JSON object per line on\n"
+                   "  stdout (each run's progress and summary, then the table), nothing else.\n\n"
+                   "comparison.csv columns: run, ranks, iterations, epochs, evaluations, local_evaluations,\n"
+                   "  train_time_s (training; metric evaluations and checkpoints excluded), elapsed_s (the\n"
+                   "  whole run), final_loss, metric_name, metric, termination, time_to_target_s (empty: not\n"
+                   "  reached), speed_up. Numbers only in numeric columns; empty where there is none.\n"
+                   "speed_up: relative to the FIRST entry of --solvers, first / this (> 1: this run is faster):\n"
+                   "  with --target, of time_to_target_s (empty unless both reached the target); without,\n"
+                   "  of train_time_s (the same --epochs done faster; under --time-limit all are about 1).\n";
       return kExitOk;
     }
   }
@@ -216,17 +248,19 @@ int run_compare(const std::vector<std::string>& given) {
   }
   // Files that every run reads are checked here too (a NaN in a reference would otherwise
   // show at the first metric evaluation, with the comparison directory already made).
-  {
-    const TrainSetup setup = parse_train_setup(common_with_solver(common, entries.front()));
-    if (setup.vm.count("reference")) reference::read_reference_mat(setup.vm["reference"].as<std::string>());
-  }
+  const TrainSetup first_setup = parse_train_setup(common_with_solver(common, entries.front()));
+  if (first_setup.vm.count("reference"))
+    reference::read_reference_mat(first_setup.vm["reference"].as<std::string>());
+  const bool jsonl = first_setup.log_format == LogFormat::kJsonl;
+  const bool by_target = first_setup.train.target.has_value();
   const bool rank0 = !launched_under_mpi() || std::getenv("OMPI_COMM_WORLD_RANK") == nullptr ||
                      std::string(std::getenv("OMPI_COMM_WORLD_RANK")) == "0";
   if (rank0) prepare_results_directory(out, overwrite);
 
-  Table table;
+  Table table;  // for people: the terminal and comparison.md
   table.header = {"run", "ranks", "iterations", "epochs", "grad evals", "local evals", "wall s",
                   "final loss", "metric", "termination", "time to target s", "speed-up"};
+  std::vector<nlohmann::ordered_json> records;  // for tools: comparison.csv, jsonl
   double first_time = kNaN;
   int worst = kExitOk;
   for (size_t k = 0; k < entries.size(); ++k) {
@@ -234,32 +268,51 @@ int run_compare(const std::vector<std::string>& given) {
     run_args.insert(run_args.end(), entries[k].args.begin(), entries[k].args.end());
     const std::string dir = (fs::path(out) / directory_name(entries[k].label, k)).string();
     run_args.insert(run_args.end(), {"--out", dir, "--overwrite"});
-    if (rank0) std::printf("[%zu/%zu] %s\n", k + 1, entries.size(), entries[k].label.c_str());
+    if (rank0 && jsonl) {
+      print_json_line(event_object("start", entries[k].label, {{"index", k + 1}, {"of", entries.size()}}));
+    } else if (rank0) {
+      std::printf("[%zu/%zu] %s\n", k + 1, entries.size(), entries[k].label.c_str());
+    }
     std::fflush(stdout);
     int status = kExitOk;
-    const nlohmann::json s = train_once(run_args, status, false);
+    const nlohmann::json s = train_once(run_args, status, false, entries[k].label);
     worst = std::max(worst, status);
-    const double time = s["wall_time_s"].get<double>();
-    const double to_target = s["time_to_target_s"].is_null() ? kNaN : s["time_to_target_s"].get<double>();
-    // Speed-up against the first entry: time to target if both reached it, else wall time.
-    const double mine = std::isnan(to_target) ? time : to_target;
-    if (k == 0) first_time = mine;
+    const double time = number_or_nan(s[by_target ? "time_to_target_s" : "train_time_s"]);
+    if (k == 0) first_time = time;
+    nlohmann::ordered_json record;
+    record["run"] = entries[k].label;
+    for (const char* key : {"ranks", "iterations", "epochs", "evaluations", "local_evaluations", "train_time_s",
+                            "elapsed_s", "final_loss", "metric_name", "metric", "termination", "time_to_target_s"})
+      record[key] = nlohmann::ordered_json(s[key]);
+    record["speed_up"] = nlohmann::ordered_json(speed_up(first_time, time));
+    records.push_back(record);
     table.rows.push_back({entries[k].label, fmt(s["ranks"]), fmt(s["iterations"]), fmt(s["epochs"]),
-                          fmt(s["evaluations"]), fmt(s["local_evaluations"]), fmt(s["wall_time_s"], "%.2f"),
+                          fmt(s["evaluations"]), fmt(s["local_evaluations"]), fmt(s["train_time_s"], "%.2f"),
                           fmt(s["final_loss"]), s["metric_name"].get<std::string>() + " " + fmt(s["metric"]),
                           s["termination"].get<std::string>(),
-                          std::isnan(to_target) ? "not reached" : fmt(s["time_to_target_s"], "%.2f"),
-                          fmt(nlohmann::json(first_time / mine), "%.2f")});
+                          s["time_to_target_s"].is_null() ? "not reached" : fmt(s["time_to_target_s"], "%.2f"),
+                          fmt(speed_up(first_time, time), "%.2f")});
   }
   if (rank0) {
-    std::printf("\n%s\n", table.aligned().c_str());
-    write_file_atomically(fs::path(out) / "comparison.csv", table.csv());
-    write_file_atomically(fs::path(out) / "comparison.md", table.markdown());
-    std::printf("written: %s/comparison.csv, %s/comparison.md\n", out.c_str(), out.c_str());
+    const std::string csv = (fs::path(out) / "comparison.csv").string(), md = (fs::path(out) / "comparison.md").string();
+    write_file_atomically(csv, comparison_csv(records));
+    write_file_atomically(md, table.markdown());
+    if (jsonl) {
+      nlohmann::ordered_json event = event_object("comparison", "");
+      event["out"] = out;
+      event["files"] = nlohmann::ordered_json::array({csv, md});
+      event["runs"] = records;
+      print_json_line(event);
+    } else {
+      std::printf("\n%s\n", table.aligned().c_str());
+      std::printf("written: %s, %s\n", csv.c_str(), md.c_str());
+    }
+    // jsonl: stdout holds only JSON; what plotting says goes to stderr.
+    FILE* notes = jsonl ? stderr : stdout;
     if (plot && plotting_available()) {
-      if (render_plots(out, "png") != kExitOk) std::printf("note: the plots could not be rendered\n");
+      if (render_plots(out, "png", jsonl) != kExitOk) std::fprintf(notes, "note: the plots could not be rendered\n");
     } else if (plot) {
-      std::printf("note: no plots (they need python3 with matplotlib: apt-get install python3-matplotlib)\n");
+      std::fprintf(notes, "note: no plots (they need python3 with matplotlib: apt-get install python3-matplotlib)\n");
     }
   }
   return worst;

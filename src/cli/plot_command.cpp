@@ -49,7 +49,7 @@ std::string python_with_matplotlib() {
 
 bool plotting_available() { return !python_with_matplotlib().empty() && fs::exists(plot_script()); }
 
-int render_plots(const std::string& directory, const std::string& format) {
+int render_plots(const std::string& directory, const std::string& format, bool output_to_stderr) {
   const fs::path script = plot_script();
   DDTRAIN_CHECK(fs::exists(script), IoError, "the plotting script '", script.string(),
                 "' is missing (set DDTRAIN_PLOT_SCRIPT)");
@@ -57,7 +57,7 @@ int render_plots(const std::string& directory, const std::string& format) {
   DDTRAIN_CHECK(!python.empty(), InvalidArgument,
                 "ddtrain plot needs python3 with matplotlib (Debian: apt-get install python3-matplotlib)");
   const std::string command = python + " " + shell_quote(script.string()) + " " + shell_quote(directory) +
-                              " --format " + shell_quote(format);
+                              " --format " + shell_quote(format) + (output_to_stderr ? " 1>&2" : "");
   std::fflush(stdout);
   const int raw = std::system(command.c_str());
   return WIFEXITED(raw) && WEXITSTATUS(raw) == 0 ? kExitOk : kExitError;

@@ -1,7 +1,5 @@
 // `ddtrain train`: parse options (command line + INI config), set up communicator, layout,
 // problem, solver and partition, train with progress output, write the results directory.
-#include <unistd.h>
-
 #include <csignal>
 #include <fstream>
 #include <map>
@@ -14,6 +12,7 @@
 #include "ddtrain/error.hpp"
 #include "ddtrain/train.hpp"
 #include "ddtrain/version.hpp"
+#include "progress.hpp"
 #include "registry.hpp"
 #include "results.hpp"
 #include "train_setup.hpp"
@@ -26,50 +25,6 @@ namespace {
 
 volatile std::sig_atomic_t g_signal = 0;
 void on_signal(int signal) { g_signal = signal; }
-
-/// One line per `every` iterations in a pipe; an updating line on a terminal.
-class Progress {
- public:
-  Progress(bool enabled, int64_t every, const TrainOptions& options)
-      : enabled_(enabled), every_(std::max<int64_t>(1, every)), options_(options),
-        terminal_(isatty(fileno(stdout)) != 0) {}
-  void report(const IterationSummary& row, const std::string& metric_name) {
-    if (!enabled_) return;
-    if (!std::isnan(row.metric)) last_metric_ = row.metric;
-    const bool due = row.iteration % every_ == 0 || row.iteration == 1;
-    if (!terminal_ && !due) return;
-    std::ostringstream line;
-    line << "iter " << row.iteration << "  epoch " << format(row.epoch) << "  loss " << format(row.loss);
-    if (!std::isnan(last_metric_)) line << "  " << metric_name << " " << format(last_metric_);
-    line << "  " << format(row.wall_time_s) << " s";
-    if (options_.time_limit_s > 0 && !std::isnan(row.elapsed_s)) {
-      line << " (" << format(std::max(0.0, options_.time_limit_s - row.elapsed_s)) << " s left)";
-    } else if (row.epoch > 0) {
-      line << " (~" << format(row.wall_time_s * (options_.epochs / row.epoch - 1)) << " s left)";
-    }
-    if (terminal_) {
-      std::printf("\r%-100s", line.str().c_str());
-    } else {
-      std::printf("%s\n", line.str().c_str());
-    }
-    std::fflush(stdout);
-  }
-  void finish() {
-    if (enabled_ && terminal_) std::printf("\n");
-  }
-
- private:
-  static std::string format(double v) {
-    char buffer[32];
-    std::snprintf(buffer, sizeof(buffer), "%.4g", v);
-    return buffer;
-  }
-  bool enabled_;
-  int64_t every_;
-  const TrainOptions& options_;
-  bool terminal_;
-  double last_metric_ = std::nan("");
-};
 
 /// Ensemble mode: every rank's final loss and metric, gathered (one allreduce).
 nlohmann::json gather_ensemble(Communicator& world, const Summary& summary) {
@@ -188,7 +143,8 @@ int run_train(const std::vector<std::string>& args) {
   return status;
 }
 
-nlohmann::json train_once(const std::vector<std::string>& args, int& status, bool print_summary) {
+nlohmann::json train_once(const std::vector<std::string>& args, int& status, bool print_summary,
+                          const std::string& run_label) {
   status = kExitOk;
   TrainSetup setup = parse_train_setup(args);
   if (setup.help_requested) return nlohmann::json();
@@ -209,9 +165,16 @@ nlohmann::json train_once(const std::vector<std::string>& args, int& status, boo
                                    : config_ini(setup, run);
     write_file_atomically(setup.out / "config.ini", config);
   }
-  if (writer && !setup.resume.empty() && !setup.quiet)
-    std::printf("resumed from iteration %lld (epoch %lld) of '%s'\n", static_cast<long long>(resume.iteration),
-                static_cast<long long>(resume.epoch), setup.resume.string().c_str());
+  const bool jsonl = setup.log_format == LogFormat::kJsonl;
+  if (writer && !setup.resume.empty() && !setup.quiet) {
+    if (jsonl) {
+      print_json_line(event_object("resumed", run_label, {{"iteration", resume.iteration}, {"epoch", resume.epoch},
+                                                           {"from", setup.resume.string()}}));
+    } else {
+      std::printf("resumed from iteration %lld (epoch %lld) of '%s'\n", static_cast<long long>(resume.iteration),
+                  static_cast<long long>(resume.epoch), setup.resume.string().c_str());
+    }
+  }
   if (!setup.out.empty()) {
     run.world->barrier();  // the directory exists before any rank writes its checkpoint
     std::error_code ec;
@@ -223,13 +186,20 @@ nlohmann::json train_once(const std::vector<std::string>& args, int& status, boo
 
   HistoryStream history_file;
   if (writer && !setup.out.empty()) history_file.open(setup.out / "history.csv", history);
-  Progress progress(writer && !setup.quiet, setup.progress_every, run.train);
-  const std::string metric_name = run.problem->evaluate().name;
+  ProgressSettings progress_settings;
+  progress_settings.enabled = writer && !setup.quiet;
+  progress_settings.format = setup.log_format;
+  progress_settings.every = setup.progress_every;
+  progress_settings.time_limit_s = run.train.time_limit_s;
+  progress_settings.epochs = static_cast<double>(run.train.epochs);
+  progress_settings.metric_name = run.problem->evaluate().name;
+  progress_settings.run_label = run_label;
+  Progress progress(progress_settings);
   Callbacks callbacks;
   callbacks.on_iteration = [&](const IterationSummary& row) {
     history.push_back(row);
     history_file.append(row);
-    progress.report(row, metric_name);
+    progress.report(row);
     return true;
   };
   callbacks.interrupted = [] { return g_signal != 0; };  // train() makes the ranks agree
@@ -241,7 +211,13 @@ nlohmann::json train_once(const std::vector<std::string>& args, int& status, boo
     };
   }
 
-  if (writer && setup.verbose) {
+  if (writer && setup.verbose && jsonl) {
+    print_json_line(event_object("setup", run_label, {{"ddtrain", version()}, {"problem", setup.problem},
+                                                      {"solver", setup.solver}, {"ranks", run.world->size()},
+                                                      {"groups", run.layout.groups},
+                                                      {"data_parallel", run.layout.data->size()},
+                                                      {"describe", run.describe}}));
+  } else if (writer && setup.verbose) {
     std::printf("ddtrain %s: problem %s, solver %s, %d rank(s) (%d group(s) x %d data-parallel), %s\n",
                 version(), setup.problem.c_str(), setup.solver.c_str(), run.world->size(),
                 run.layout.groups, run.layout.data->size(), run.describe.c_str());
@@ -274,7 +250,9 @@ nlohmann::json train_once(const std::vector<std::string>& args, int& status, boo
       write_model_atomically(setup.out / "model.pt", run.problem->model());
       run.problem->write_outputs(setup.out.string());
     }
-    if (!setup.quiet && print_summary) {
+    if (!setup.quiet && jsonl) {
+      print_json_line(event_object("summary", run_label, result));
+    } else if (!setup.quiet && print_summary) {
       std::printf("%s: %s after %lld iterations, %.3f s (%.3f s in all); final loss %.6g, %s %.6g%s\n",
                   setup.solver.c_str(), summary.message.c_str(),
                   static_cast<long long>(summary.iterations), summary.wall_time_s, summary.elapsed_s,

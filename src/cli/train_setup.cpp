@@ -58,7 +58,9 @@ po::options_description common_options() {
     ("threads", po::value<int>()->default_value(0), "compute threads per process (0: cores / local ranks)")
     ("quiet,q", po::bool_switch(), "no progress output")
     ("verbose,v", po::bool_switch(), "print the set-up before training")
-    ("progress-every", po::value<int64_t>()->default_value(10), "iterations between progress lines (pipes, logs)");
+    ("progress-every", po::value<int64_t>()->default_value(10), "iterations between progress lines (pipes, logs)")
+    ("log-format", po::value<std::string>()->default_value("text"),
+     "stdout: text (lines for people) | jsonl (one JSON object per line, nothing else; errors on stderr)");
   return d;
 }
 
@@ -105,7 +107,8 @@ std::string owners_of(const std::string& option) {
 /// config.ini leaves out where the results go, how a run is started, and the output switches
 /// (a replay or `--resume -v` chooses its own).
 bool recorded_in_config(const std::string& key) {
-  static const std::set<std::string> left_out = {"config", "help", "out", "overwrite", "resume", "quiet", "verbose"};
+  static const std::set<std::string> left_out = {"config", "help", "out", "overwrite", "resume", "quiet", "verbose",
+                                                 "log-format"};
   return left_out.count(key) == 0;
 }
 
@@ -207,7 +210,7 @@ std::optional<std::string> config_file(const po::variables_map& vm) {
 bool changes_trajectory(const std::string& key) {
   static const std::set<std::string> budgets_and_output = {
       "config", "help", "out", "overwrite", "resume", "checkpoint-every", "epochs", "max-iterations",
-      "time-limit", "target", "metric-every", "quiet", "verbose", "progress-every", "threads",
+      "time-limit", "target", "metric-every", "quiet", "verbose", "progress-every", "log-format", "threads",
       "comm", "device"};
   return budgets_and_output.count(key) == 0;
 }
@@ -468,6 +471,7 @@ TrainSetup parse_train_setup(const std::vector<std::string>& args) {
   DDTRAIN_CHECK(!(setup.quiet && setup.verbose), InvalidArgument, "--quiet and --verbose exclude each other");
   setup.progress_every = vm["progress-every"].as<int64_t>();
   DDTRAIN_CHECK(setup.progress_every >= 1, InvalidArgument, "--progress-every must be >= 1");
+  setup.log_format = parse_log_format(vm["log-format"].as<std::string>());
   setup.ensemble = vm["ensemble"].as<bool>();
 
   TrainOptions& t = setup.train;

@@ -12,6 +12,7 @@
 #include "ddtrain/checkpoint.hpp"
 #include "ddtrain/partition.hpp"
 #include "ddtrain/train.hpp"
+#include "progress.hpp"
 #include "registry.hpp"
 
 namespace ddtrain::cli {
@@ -26,6 +27,7 @@ struct TrainSetup {
   bool quiet = false;
   bool verbose = false;
   int64_t progress_every = 10;
+  LogFormat log_format = LogFormat::kText;
   bool ensemble = false;
   TrainOptions train;
   po::variables_map vm;
