@@ -152,10 +152,13 @@ def solution(field_csv, title, path):
     xs, ts, (ref, pred, err) = read_field(field_csv)
     extent = [ts[0], ts[-1], xs[0], xs[-1]]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
-    for ax, grid, name, cmap in ((axes[0], ref, "reference u", "RdBu_r"),
-                                 (axes[1], pred, "prediction", "RdBu_r"),
-                                 (axes[2], err, "|error|", "viridis")):
-        image = ax.imshow(grid, origin="lower", aspect="auto", extent=extent, cmap=cmap)
+    # The prediction on the reference's colour scale: a wrong amplitude shows as a wrong colour.
+    scale = (min(min(column) for column in ref), max(max(column) for column in ref))
+    for ax, grid, name, cmap, limits in ((axes[0], ref, "reference u", "RdBu_r", scale),
+                                         (axes[1], pred, "prediction", "RdBu_r", scale),
+                                         (axes[2], err, "|error|", "viridis", (None, None))):
+        image = ax.imshow(grid, origin="lower", aspect="auto", extent=extent, cmap=cmap,
+                          vmin=limits[0], vmax=limits[1])
         ax.set_xlabel("t")
         ax.set_ylabel("x")
         ax.set_title(name)
@@ -171,6 +174,10 @@ def save(fig, path):
     os.close(handle)
     fig.savefig(temporary, dpi=110)
     plt.close(fig)
+    # mkstemp makes the file 0600; a picture is as readable as any file the user creates.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)
     os.replace(temporary, path)
     print(f"written: {path}")
 

@@ -69,9 +69,11 @@ int run_plot(const std::vector<std::string>& args) {
     if (args[i] == "--help" || args[i] == "-h") {
       std::cout << "Usage: ddtrain plot DIR [--format png|svg]\n"
                    "  DIR is a run directory (ddtrain train --out) or a comparison (ddtrain compare --out).\n"
-                   "  Writes DIR/plots/convergence.FORMAT (loss and metric against wall time and\n"
-                   "  iterations, one line per run, log scale) and, for Allen-Cahn, DIR/plots/solution.FORMAT\n"
-                   "  (reference, prediction and error of the best run). Needs python3 + matplotlib.\n";
+                   "  Writes DIR/plots/convergence.FORMAT: loss and metric (log scale, one line per run)\n"
+                   "  against training wall time [s] and against gradient evaluations (global +\n"
+                   "  subdomain-local; for classification: against epochs); and, for Allen-Cahn,\n"
+                   "  DIR/plots/solution.FORMAT: reference, prediction (on the reference's colour scale)\n"
+                   "  and |error| of the best run over t and x. Needs python3 + matplotlib.\n";
       return kExitOk;
     }
     if (args[i] == "--format") {
