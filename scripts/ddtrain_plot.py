@@ -59,11 +59,12 @@ def find_runs(directory):
     runs = []
     for name in os.listdir(directory):
         run_dir = os.path.join(directory, name)
-        if os.path.isfile(os.path.join(run_dir, "history.csv")) and os.path.isfile(
-                os.path.join(run_dir, "summary.json")):
+        # A run still going (`ddtrain plot --watch`) has no summary.json yet.
+        if os.path.isfile(os.path.join(run_dir, "history.csv")):
             number, _, label = name.partition("-")
             order = int(number) if number.isdigit() else 10**9
-            runs.append((order, label or name, run_dir, load(run_dir)))
+            finished = os.path.isfile(os.path.join(run_dir, "summary.json"))
+            runs.append((order, label or name, run_dir, load(run_dir) if finished else {}))
     runs.sort(key=lambda r: (r[0], r[1]))
     # The labels as given to `ddtrain compare` (sub-directory names have them sanitized).
     table = os.path.join(directory, "comparison.csv")

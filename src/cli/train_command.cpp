@@ -245,10 +245,11 @@ nlohmann::json train_once(const std::vector<std::string>& args, int& status, boo
   if (writer) {
     if (!setup.out.empty()) {
       history_file.finish(history);
-      write_file_atomically(setup.out / "summary.json", result.dump(2) + "\n");
       // The final parameters (after a numerical failure: the last finite ones).
       write_model_atomically(setup.out / "model.pt", run.problem->model());
       run.problem->write_outputs(setup.out.string());
+      // Last: a summary.json means the directory is complete (`ddtrain plot --watch` stops).
+      write_file_atomically(setup.out / "summary.json", result.dump(2) + "\n");
     }
     if (!setup.quiet && jsonl) {
       print_json_line(event_object("summary", run_label, result));

@@ -1,4 +1,5 @@
-// `ddtrain plot`: files readable by all, the prediction on the reference's colour scale.
+// `ddtrain plot`: files readable by all, the prediction on the reference's colour scale, and
+// `--watch`, which re-renders a running job and ends when the run has finished or on SIGINT.
 // Skipped (with the reason) where python3 has no matplotlib.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -78,4 +79,38 @@ TEST(CliPlot, ThePredictionSharesTheReferencesColourScale) {
                          " 2>&1").c_str()), 0) << slurp(dir / "out.txt");
   const std::string printed = slurp(dir / "out.txt");
   EXPECT_NE(printed.find("[(-1.0, 1.0), (-1.0, 1.0), (None, None)]"), std::string::npos) << printed;
+}
+
+TEST(CliPlot, WatchEndsAtOnceOnAFinishedRun) {
+  SKIP_WITHOUT_MATPLOTLIB();
+  const fs::path run = scratch("watch_finished") / "run";
+  finished_run(run);
+  BackgroundRun watch(std::string(DDTRAIN_CLI_PATH) + " plot --watch --interval 0.2 " + run.string(),
+                      run.parent_path() / "log");
+  EXPECT_EQ(watch.wait(60), 0) << slurp(run.parent_path() / "log");
+  EXPECT_TRUE(fs::exists(run / "plots" / "convergence.png"));
+  expect_one_line_error("plot --interval 1 " + run.string(), "--interval needs --watch");
+  expect_one_line_error("plot --watch --interval 0 " + run.string(), "--interval '0'");
+}
+
+TEST(CliPlot, WatchRendersARunningJobAndEndsWhenSummaryJsonAppears) {
+  SKIP_WITHOUT_MATPLOTLIB();
+  const fs::path dir = scratch("watch_running");
+  finished_run(dir / "done");
+  for (const char* name : {"ends", "interrupted"}) {
+    // A run still going: history.csv, no summary.json yet.
+    const fs::path run = dir / name;
+    fs::create_directories(run);
+    fs::copy_file(dir / "done" / "history.csv", run / "history.csv");
+    BackgroundRun watch(std::string(DDTRAIN_CLI_PATH) + " plot --watch --interval 0.2 " + run.string(),
+                        dir / (std::string(name) + ".log"));
+    ASSERT_TRUE(wait_for_file(run / "plots" / "convergence.png", 60)) << slurp(dir / (std::string(name) + ".log"));
+    EXPECT_EQ(watch.wait(1), -1000) << "--watch ended before the run did";
+    if (std::string(name) == "ends") {
+      fs::copy_file(dir / "done" / "summary.json", run / "summary.json");
+    } else {
+      watch.signal(SIGINT);
+    }
+    EXPECT_EQ(watch.wait(60), 0) << name << ": " << slurp(dir / (std::string(name) + ".log"));
+  }
 }
