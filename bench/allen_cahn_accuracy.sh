@@ -38,8 +38,9 @@ declare -A rows=(
   [accurate-fourier2]="$accurate --fourier-modes 2"
   [accurate-rwf]="$accurate --weight-factorization"
   [accurate-modified-mlp]="$accurate --model modified-mlp"
+  [accurate-smoothing]="$accurate --ic-smoothing"
 )
-order="lbfgs-resnet-f32 lbfgs-resnet-f64 lbfgs-fc bfgs-plain ssbfgs-ab ssbroyden1 ssbroyden2 ic-decay accurate accurate-warmup accurate-causal accurate-fourier2 accurate-rwf accurate-modified-mlp pytorch-lbfgs pytorch-lbfgs-decay pytorch-adam"
+order="lbfgs-resnet-f32 lbfgs-resnet-f64 lbfgs-fc bfgs-plain ssbfgs-ab ssbroyden1 ssbroyden2 ic-decay accurate accurate-warmup accurate-causal accurate-fourier2 accurate-rwf accurate-modified-mlp accurate-smoothing pytorch-lbfgs pytorch-lbfgs-decay pytorch-adam"
 
 echo "# $(date -u '+%F %T') UTC; $(uname -srm); nproc $(getconf _NPROCESSORS_ONLN); ${seconds} s of training per run, ${threads} threads"
 # The machine's speed today, for comparing times across days: one PyTorch evaluation (loss and

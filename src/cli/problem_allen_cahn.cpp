@@ -44,6 +44,9 @@ void add_options(po::options_description& options) {
   add_option_once(options, "ic-decay", po::value<double>(),
                   "hard constraints: carry the initial condition as u0(x) exp(-c t); c = 10 lets "
                   "its corner at x = +-1 decay as the solution's (allen_cahn: 0)");
+  add_option_once(options, "ic-smoothing", po::bool_switch(),
+                  "hard constraints: round the initial condition's corner at x = +-1 off in t as "
+                  "the diffusion does (exact at t = 0) (allen_cahn: off)");
   add_option_once(options, "diffusion", po::value<double>(),
                   "diffusion coefficient nu of the Allen-Cahn equation (allen_cahn: 1e-4)");
   add_option_once(options, "causal-epsilon", po::value<double>(),
@@ -95,6 +98,7 @@ AllenCahnOptions read_options(OptionReader& in) {
   o.bc_weight = in.real("bc-weight", o.bc_weight);
   o.diffusion = in.real("diffusion", o.diffusion);
   o.ic_decay = in.real("ic-decay", o.ic_decay);
+  o.ic_smoothing = in.flag("ic-smoothing", o.ic_smoothing);
   o.causal_epsilon = in.real("causal-epsilon", o.causal_epsilon);
   o.causal_bins = in.integer("causal-bins", o.causal_bins);
   o.derivatives = in.choice("derivatives", o.derivatives, parse_derivatives, [](Derivatives d) { return to_string(d); });

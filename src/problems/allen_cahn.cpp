@@ -12,6 +12,7 @@
 #include "ddtrain/models.hpp"
 #include "ddtrain/models/resnet.hpp"
 #include "ddtrain/reference/mat_file.hpp"
+#include "allen_cahn_carrier.hpp"
 
 namespace ddtrain {
 
@@ -105,6 +106,8 @@ std::string AllenCahnOptions::validate() const {
   if (!(ic_decay >= 0) || !std::isfinite(ic_decay)) return "--ic-decay must be finite and >= 0";
   if (ic_decay > 0 && constraints != Constraints::kHard)
     return "--ic-decay applies to hard constraints (the carrier of the exact initial condition)";
+  if (ic_smoothing && constraints != Constraints::kHard)
+    return "--ic-smoothing applies to hard constraints (the carrier of the exact initial condition)";
   if (fourier_modes < 1 || fourier_modes > 64) return "--fourier-modes must be in [1, 64]";
   if (fourier_modes > 1 && constraints != Constraints::kHard)
     return "--fourier-modes applies to hard constraints (the soft network takes (x, t))";
@@ -295,7 +298,8 @@ void AllenCahnProblem::build_model() {
   if (derivatives_ == Derivatives::kFused)
     fused_loss_ = std::make_unique<FusedAllenCahnLoss>(
         *fused_network,
-        FusedAllenCahnOptions{options_.diffusion, options_.reaction, options_.fused_chunk, options_.ic_decay});
+        FusedAllenCahnOptions{options_.diffusion, options_.reaction, options_.fused_chunk, options_.ic_decay,
+                              options_.ic_smoothing});
 }
 
 void AllenCahnProblem::sample(int64_t round) {
@@ -356,6 +360,7 @@ torch::Tensor AllenCahnProblem::predict(const torch::Tensor& xt) {
   }
   features.push_back(t);
   torch::Tensor carrier = allen_cahn_initial_condition(x);
+  if (options_.ic_smoothing) carrier = carrier + detail::smoothed_corner(x, t, options_.diffusion).value;
   if (options_.ic_decay > 0) carrier = carrier * torch::exp(-options_.ic_decay * t);
   return (carrier + t * network_(torch::cat(features, 1))).reshape({-1});
 }
@@ -398,6 +403,17 @@ SpaceTimeJet AllenCahnProblem::predict_jet(const torch::Tensor& xt, bool with_t,
 
   SpaceTimeJet u;
   const torch::Tensor x2 = x * x;
+  if (options_.ic_smoothing) {  // carrier (u0(x) + smoothed corner(x, t)) e^{-c t}
+    const detail::CornerJet<torch::Tensor> k = detail::smoothed_corner(x, t, options_.diffusion);
+    const double decay = options_.ic_decay;
+    const torch::Tensor e = torch::exp(-decay * t), g = x2 * c + k.value;
+    u.value = (g * e + t * n.value).reshape({-1});
+    u.x = ((2 * x * c - kPi * x2 * s + k.x) * e + t * n.x).reshape({-1});
+    if (with_t) u.t = (n.value + t * n.t + (k.t - decay * g) * e).reshape({-1});
+    if (with_xx)
+      u.xx = ((2 * c - 4 * kPi * x * s - kPi * kPi * x2 * c + k.xx) * e + t * n.xx).reshape({-1});
+    return u;
+  }
   if (options_.ic_decay > 0) {  // carrier u0(x) e^{-c t}
     const double decay = options_.ic_decay;
     const torch::Tensor e = torch::exp(-decay * t), u0 = x2 * c;

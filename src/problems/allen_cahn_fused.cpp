@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "../models/tanh_jet_kernels.hpp"
+#include "allen_cahn_carrier.hpp"
 #include "ddtrain/error.hpp"
 
 namespace ddtrain {
@@ -274,10 +275,13 @@ void run_chunk(const FusedTanhNetwork& network, const FusedAllenCahnOptions& opt
     const T x2 = x * x;
     // The initial-condition carrier u0(x) e^{-decay t} (e = 1 exactly without decay).
     const T e = decay == 0 ? T(1) : std::exp(-decay * t);
-    const T u0 = x2 * c;
+    // With --ic-smoothing the corner's heat-smoothed part is added (zeros otherwise: x + 0 == x).
+    const detail::CornerJet<T> k =
+        options.ic_smoothing ? detail::smoothed_corner<T>(x, t, options.diffusion) : detail::CornerJet<T>{};
+    const T u0 = x2 * c + k.value;
     const T u = u0 * e + t * n;
-    const T u_t = n + t * n_t - decay * u0 * e;
-    const T u_xx = (2 * c - 4 * pi * x * s - pi * pi * x2 * c) * e + t * n_xx;
+    const T u_t = n + t * n_t - decay * u0 * e + k.t * e;
+    const T u_xx = (2 * c - 4 * pi * x * s - pi * pi * x2 * c + k.xx) * e + t * n_xx;
     const T r = u_t - nu * u_xx + reaction * (u * u * u - u);
     const T w = weights ? weights[i] : T(1);
     if (residuals) residuals[i] = r;

@@ -512,5 +512,48 @@ TEST(FusedAllenCahn, FourierModesAndIcDecayGiveTheTaylorAndAutogradLossAndGradie
   EXPECT_NE(soft.validate().find("--ic-decay applies to hard constraints"), std::string::npos);
 }
 
+TEST(FusedAllenCahn, IcSmoothingGivesTheTaylorAndAutogradLossAndGradientAndASmoothCorner) {
+  const reference::ReferenceField reference = tiny_reference();
+  for (const double decay : {0.0, 10.0}) {
+    auto options = [&](Derivatives derivatives) {
+      AllenCahnOptions o = tiny_options(Constraints::kHard, "fc", derivatives);
+      o.ic_smoothing = true;
+      o.ic_decay = decay;
+      o.diffusion = 0.05;  // a corner width sqrt(2 nu t) that most points see
+      return o;
+    };
+    AllenCahnProblem fused(options(Derivatives::kAuto), reference);
+    AllenCahnProblem taylor(options(Derivatives::kTaylor), reference);
+    AllenCahnProblem autograd(options(Derivatives::kAutograd), reference);
+    ASSERT_EQ(fused.derivatives(), Derivatives::kFused);
+    LocalObjective f_fused(fused.parameters(), [&] { return fused.loss({}); });
+    LocalObjective f_taylor(taylor.parameters(), [&] { return taylor.loss({}); });
+    LocalObjective f_autograd(autograd.parameters(), [&] { return autograd.loss({}); });
+    const torch::Tensor x = fused.parameters().values().clone() * 1.3;
+    torch::Tensor g_fused = torch::zeros_like(x), g_taylor = torch::zeros_like(x), g_autograd = torch::zeros_like(x);
+    const double l_fused = f_fused.evaluate(x, &g_fused), l_taylor = f_taylor.evaluate(x, &g_taylor);
+    const double l_autograd = f_autograd.evaluate(x, &g_autograd);
+    EXPECT_NEAR(l_fused, l_taylor, 1e-12 * l_taylor) << decay;
+    EXPECT_NEAR(l_autograd, l_taylor, 1e-12 * l_taylor) << decay;
+    EXPECT_LT(relative_error(g_fused, g_taylor), 1e-12) << decay;
+    EXPECT_LT(relative_error(g_autograd, g_taylor), 1e-12) << decay;
+    // Exact at t = 0, periodic, and (the point of it) no slope jump across x = +-1 for t > 0,
+    // where u0's carrier alone jumps by 4 e^{-c t}.
+    const torch::Tensor xs = torch::linspace(-1, 1, 41, torch::kFloat64);
+    const torch::Tensor u0 = fused.predict(torch::stack({xs, torch::zeros_like(xs)}, 1));
+    EXPECT_LT((u0 - xs * xs * torch::cos(M_PI * xs)).abs().max().item<double>(), 1e-15) << decay;
+    const torch::Tensor t = torch::linspace(0.01, 1, 12, torch::kFloat64);
+    const double edge = 1 - 1e-7;
+    const SpaceTimeJet left = taylor.predict_jet(torch::stack({-edge * torch::ones_like(t), t}, 1), true, true);
+    const SpaceTimeJet right = taylor.predict_jet(torch::stack({edge * torch::ones_like(t), t}, 1), true, true);
+    EXPECT_LT((left.value - right.value).abs().max().item<double>(), 1e-6) << decay;
+    EXPECT_LT((left.x - right.x).abs().max().item<double>(), 1e-4) << decay;
+    EXPECT_LT((left.xx - right.xx).abs().max().item<double>(), 1e-4) << decay;
+  }
+  AllenCahnOptions soft = tiny_options(Constraints::kSoft, "fc", Derivatives::kAuto);
+  soft.ic_smoothing = true;
+  EXPECT_NE(soft.validate().find("--ic-smoothing applies to hard constraints"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace ddtrain

@@ -56,6 +56,7 @@ struct FusedAllenCahnOptions {
   /// and layer outputs (float32) near 1 MiB; measured in bench/RESULTS-allen-cahn.md.
   int64_t chunk = 256;
   double ic_decay = 0.0;  ///< c of the carrier u0(x) e^{-c t} (AllenCahnOptions::ic_decay)
+  bool ic_smoothing = false;  ///< the carrier's heat-smoothed corner (AllenCahnOptions::ic_smoothing)
 };
 
 /// Evaluates scale * sum_i w_i r_i^2 at points (n, 2) = (x, t) of the network's dtype on the
