@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "ddtrain/comm/communicator.hpp"
 #include "ddtrain/error.hpp"
 
 namespace ddtrain::cli {
@@ -35,7 +36,9 @@ nlohmann::ordered_json event_object(const std::string& event, const std::string&
 
 Progress::Progress(ProgressSettings settings)
     : settings_(std::move(settings)),
-      terminal_(isatty(fileno(stdout)) != 0),
+      // Open MPI hands its ranks a pseudo-terminal as stdout even when mpirun writes to a log
+      // file: under MPI, plain lines (a '\r' line would make the log one endless line).
+      terminal_(isatty(fileno(stdout)) != 0 && !launched_under_mpi()),
       last_metric_(kNaN) {
   settings_.every = std::max<int64_t>(1, settings_.every);
 }

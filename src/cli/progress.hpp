@@ -34,9 +34,9 @@ struct ProgressSettings {
   std::string run_label;            ///< `compare`'s entry (jsonl: the "run" field)
 };
 
-/// Progress of one run. Text: one line per `every` iterations (and iteration 1) in a pipe or
-/// log file, an updating '\r' line on a terminal. Jsonl: one "iteration" object per `every`
-/// iterations, iteration 1, and every iteration whose metric was evaluated.
+/// Progress of one run. Text: one line per `every` iterations (and iteration 1) in a pipe, a
+/// log file or under mpirun, an updating '\r' line on a terminal. Jsonl: one "iteration"
+/// object per `every` iterations, iteration 1, and every iteration whose metric was evaluated.
 class Progress {
  public:
   explicit Progress(ProgressSettings settings);

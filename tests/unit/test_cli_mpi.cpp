@@ -98,6 +98,41 @@ TEST(DeadRanks, AnErrorOnOneRankEndsTheJob) {
   EXPECT_NE(log.find("ddtrain: error: rank 1: --resume"), std::string::npos) << log;
 }
 
+TEST(CliMpi, InterruptedRanksStopTogetherAndTheJobExits2) {
+  // `kill -INT` to the ranks (as Ctrl-C on a terminal reaches them, with mpirun, in one process
+  // group): every rank stops after the same iteration, writes its checkpoint and exits 2, which
+  // mpirun passes on. Progress under mpirun is plain lines (its ranks' stdout is a pty).
+  const fs::path dir = scratch("mpi_interrupt");
+  std::string verbose = kEndless;
+  verbose.replace(verbose.find("--quiet"), 7, "--progress-every 20");
+  BackgroundRun job(mpirun(2) + DDTRAIN_CLI_PATH + verbose + "--out " + (dir / "run").string(), dir / "log");
+  ASSERT_TRUE(wait_for_file(dir / "run" / "checkpoint" / "rank-1.pt", 120)) << slurp(dir / "log");
+  for (int rank : {0, 1}) {
+    const pid_t pid = find_rank_process(job.pid(), rank);
+    ASSERT_GT(pid, 0) << "rank " << rank << " not found";
+    kill(pid, SIGINT);
+  }
+  EXPECT_EQ(job.wait(60), 2) << slurp(dir / "log");
+  const std::string summary = slurp(dir / "run" / "summary.json");
+  EXPECT_NE(summary.find("\"termination\": \"interrupted\""), std::string::npos) << summary;
+  const std::string log = slurp(dir / "log");
+  EXPECT_NE(log.find("ddtrain: error: adam: training failed (interrupted)"), std::string::npos) << log;
+  EXPECT_EQ(log.find('\r'), std::string::npos);
+  EXPECT_EQ(log.rfind("iter 1  epoch 1  loss ", 0), 0u) << log.substr(0, 300);  // a line of its own
+}
+
+TEST(CliMpi, ASignalToMpirunEndsTheJobWithItsOwnStatus) {
+  // Open MPI's mpirun answers SIGINT / SIGTERM by sending SIGTERM to the ranks (SIGKILL 1 s
+  // later) and exits 1 whatever they return: documented in docs/failure-behaviour.md.
+  const fs::path dir = scratch("mpi_interrupt_mpirun");
+  BackgroundRun job(mpirun(2) + DDTRAIN_CLI_PATH + kEndless + "--out " + (dir / "run").string(), dir / "log");
+  ASSERT_TRUE(wait_for_file(dir / "run" / "checkpoint" / "rank-1.pt", 120)) << slurp(dir / "log");
+  job.signal(SIGINT);
+  const int status = job.wait(60);
+  EXPECT_NE(status, -1000) << "the job still ran 60 s after SIGINT to mpirun";
+  EXPECT_EQ(status, 1) << slurp(dir / "log");
+}
+
 TEST(CliMpi, ReproducibleAndResumableOnTwoRanks) {
   const fs::path dir = scratch("mpi_resume");
   const std::string common = " train --problem allen_cahn --solver plbfgs --variant additive --subdomains 2"
