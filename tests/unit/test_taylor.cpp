@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -465,6 +466,28 @@ TEST(FusedAllenCahn, AutoFallsBackToTaylorAndAnExplicitFusedRequestIsCheckedClea
   EXPECT_NE(unknown.validate().find("--model must be resnet, fc or modified-mlp, got 'mlp'"), std::string::npos);
 }
 
+/// The fused (auto), Taylor and autograd paths of the problem `options(derivatives)` give the same
+/// loss and gradient at the initial parameters scaled by 1.3.
+void expect_three_paths_agree(const std::function<AllenCahnOptions(Derivatives)>& options,
+                              const reference::ReferenceField& reference, const std::string& what) {
+  AllenCahnProblem fused(options(Derivatives::kAuto), reference);
+  AllenCahnProblem taylor(options(Derivatives::kTaylor), reference);
+  AllenCahnProblem autograd(options(Derivatives::kAutograd), reference);
+  ASSERT_EQ(fused.derivatives(), Derivatives::kFused) << what;
+  ASSERT_EQ(fused.parameters().size(), taylor.parameters().size()) << what;
+  LocalObjective f_fused(fused.parameters(), [&] { return fused.loss({}); });
+  LocalObjective f_taylor(taylor.parameters(), [&] { return taylor.loss({}); });
+  LocalObjective f_autograd(autograd.parameters(), [&] { return autograd.loss({}); });
+  const torch::Tensor x = fused.parameters().values().clone() * 1.3;
+  torch::Tensor g_fused = torch::zeros_like(x), g_taylor = torch::zeros_like(x), g_autograd = torch::zeros_like(x);
+  const double l_fused = f_fused.evaluate(x, &g_fused), l_taylor = f_taylor.evaluate(x, &g_taylor);
+  const double l_autograd = f_autograd.evaluate(x, &g_autograd);
+  EXPECT_NEAR(l_fused, l_taylor, 1e-12 * l_taylor) << what;
+  EXPECT_NEAR(l_autograd, l_taylor, 1e-12 * l_taylor) << what;
+  EXPECT_LT(relative_error(g_fused, g_taylor), 1e-12) << what;
+  EXPECT_LT(relative_error(g_autograd, g_taylor), 1e-12) << what;
+}
+
 TEST(FusedAllenCahn, FourierModesAndIcDecayGiveTheTaylorAndAutogradLossAndGradient) {
   const reference::ReferenceField reference = tiny_reference();
   for (const std::string model : {"resnet", "fc"}) {
@@ -474,24 +497,10 @@ TEST(FusedAllenCahn, FourierModesAndIcDecayGiveTheTaylorAndAutogradLossAndGradie
       o.ic_decay = 10;
       return o;
     };
+    expect_three_paths_agree(options, reference, model);
     AllenCahnProblem fused(options(Derivatives::kAuto), reference);
-    AllenCahnProblem taylor(options(Derivatives::kTaylor), reference);
-    AllenCahnProblem autograd(options(Derivatives::kAutograd), reference);
-    ASSERT_EQ(fused.derivatives(), Derivatives::kFused) << model;
-    ASSERT_EQ(fused.parameters().size(), taylor.parameters().size());
     // 7 inputs: the first layer has 7 * width weights.
     EXPECT_EQ(fused.model().parameters()[0].size(1), 7) << model;
-    LocalObjective f_fused(fused.parameters(), [&] { return fused.loss({}); });
-    LocalObjective f_taylor(taylor.parameters(), [&] { return taylor.loss({}); });
-    LocalObjective f_autograd(autograd.parameters(), [&] { return autograd.loss({}); });
-    const torch::Tensor x = fused.parameters().values().clone() * 1.3;
-    torch::Tensor g_fused = torch::zeros_like(x), g_taylor = torch::zeros_like(x), g_autograd = torch::zeros_like(x);
-    const double l_fused = f_fused.evaluate(x, &g_fused), l_taylor = f_taylor.evaluate(x, &g_taylor);
-    const double l_autograd = f_autograd.evaluate(x, &g_autograd);
-    EXPECT_NEAR(l_fused, l_taylor, 1e-12 * l_taylor) << model;
-    EXPECT_NEAR(l_autograd, l_taylor, 1e-12 * l_taylor) << model;
-    EXPECT_LT(relative_error(g_fused, g_taylor), 1e-12) << model;
-    EXPECT_LT(relative_error(g_autograd, g_taylor), 1e-12) << model;
     // Still exactly periodic in x and exact at t = 0.
     const torch::Tensor t = torch::linspace(0, 1, 23, torch::kFloat64);
     const torch::Tensor left = fused.predict(torch::stack({-torch::ones_like(t), t}, 1));
@@ -522,21 +531,9 @@ TEST(FusedAllenCahn, IcSmoothingGivesTheTaylorAndAutogradLossAndGradientAndASmoo
       o.diffusion = 0.05;  // a corner width sqrt(2 nu t) that most points see
       return o;
     };
+    expect_three_paths_agree(options, reference, "ic-decay " + std::to_string(decay));
     AllenCahnProblem fused(options(Derivatives::kAuto), reference);
     AllenCahnProblem taylor(options(Derivatives::kTaylor), reference);
-    AllenCahnProblem autograd(options(Derivatives::kAutograd), reference);
-    ASSERT_EQ(fused.derivatives(), Derivatives::kFused);
-    LocalObjective f_fused(fused.parameters(), [&] { return fused.loss({}); });
-    LocalObjective f_taylor(taylor.parameters(), [&] { return taylor.loss({}); });
-    LocalObjective f_autograd(autograd.parameters(), [&] { return autograd.loss({}); });
-    const torch::Tensor x = fused.parameters().values().clone() * 1.3;
-    torch::Tensor g_fused = torch::zeros_like(x), g_taylor = torch::zeros_like(x), g_autograd = torch::zeros_like(x);
-    const double l_fused = f_fused.evaluate(x, &g_fused), l_taylor = f_taylor.evaluate(x, &g_taylor);
-    const double l_autograd = f_autograd.evaluate(x, &g_autograd);
-    EXPECT_NEAR(l_fused, l_taylor, 1e-12 * l_taylor) << decay;
-    EXPECT_NEAR(l_autograd, l_taylor, 1e-12 * l_taylor) << decay;
-    EXPECT_LT(relative_error(g_fused, g_taylor), 1e-12) << decay;
-    EXPECT_LT(relative_error(g_autograd, g_taylor), 1e-12) << decay;
     // Exact at t = 0, periodic, and (the point of it) no slope jump across x = +-1 for t > 0,
     // where u0's carrier alone jumps by 4 e^{-c t}.
     const torch::Tensor xs = torch::linspace(-1, 1, 41, torch::kFloat64);
