@@ -5,12 +5,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 
 #include "ddtrain/error.hpp"
 #include "ddtrain/enum_names.hpp"
 #include "ddtrain/models.hpp"
-#include "ddtrain/models/resnet.hpp"
+#include "ddtrain/problems/pinn_network.hpp"
 #include "ddtrain/reference/mat_file.hpp"
 #include "allen_cahn_carrier.hpp"
 
@@ -26,23 +25,6 @@ enum PointSet : uint64_t { kResidualSet = 0, kInitialSet = 1, kBoundarySet = 2, 
 constexpr uint64_t kModelStream = 1ULL << 62;
 constexpr uint64_t kRadStream = 1ULL << 61;  ///< + 2 * round (+1: the draw among candidates)
 constexpr uint64_t kFactorizationStream = (1ULL << 62) + 1;  ///< the log-scales of --weight-factorization
-
-/// Xavier-normal weights and zero biases (the usual tanh-PINN initialization), drawn in float64
-/// from a generator of its own so the result depends only on the seed, not on torch's global
-/// generator or the dtype.
-void initialize_xavier(torch::nn::Module& module, uint64_t seed) {
-  torch::NoGradGuard no_grad;
-  auto generator = at::detail::createCPUGenerator(seed);
-  for (auto& item : module.named_parameters()) {
-    torch::Tensor& p = item.value();
-    if (p.dim() == 2) {
-      const double std = std::sqrt(2.0 / static_cast<double>(p.size(0) + p.size(1)));
-      p.copy_(torch::randn(p.sizes(), generator, torch::kFloat64) * std);
-    } else {
-      p.zero_();
-    }
-  }
-}
 
 std::string check_positive(int64_t value, const char* option) {
   return value >= 1 ? "" : std::string(option) + " must be >= 1, got " + std::to_string(value);
@@ -193,15 +175,9 @@ AllenCahnProblem::AllenCahnProblem(AllenCahnOptions options)
 AllenCahnProblem::AllenCahnProblem(AllenCahnOptions options, reference::ReferenceField reference)
     : options_(std::move(options)), reference_(std::move(reference)) {
   require_valid(options_.validate());
-  const int64_t nx = reference_.nx(), nt = reference_.nt();
-  DDTRAIN_CHECK(nx >= 1 && nt >= 1 && static_cast<int64_t>(reference_.u.size()) == nx * nt,
-                InvalidArgument, "the Allen–Cahn reference must hold nx * nt values");
-  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
-  const torch::Tensor x = torch::tensor(reference_.x, f64), t = torch::tensor(reference_.t, f64);
   // Row k = i + nx * j holds (x_i, t_j), matching the layout of reference_.u.
-  reference_points_ = torch::stack({x.repeat({nt}), t.repeat_interleave(nx)}, 1)
-                          .to(options_.device, options_.dtype);
-  reference_values_ = torch::tensor(reference_.u, f64);
+  reference_points_ = reference_grid_points(reference_, options_.dtype, options_.device);
+  reference_values_ = torch::tensor(reference_.u, torch::TensorOptions().dtype(torch::kFloat64));
 
   build_model();
   horizon_ = horizon_at(0);
@@ -263,32 +239,16 @@ void AllenCahnProblem::adapt_points(int64_t round) {
 
 void AllenCahnProblem::build_model() {
   const int64_t inputs = options_.constraints == Constraints::kHard ? 2 * options_.fourier_modes + 1 : 2;
-  LayerOf layer_of = top_level_layer;
-  std::optional<FusedTanhNetwork> fused_network;
-  if (options_.model == "resnet") {
-    ResNet net(ResNetOptions{inputs, 1, options_.depth, options_.width, options_.activation});
-    module_ = net.ptr();
-    network_ = [net](const torch::Tensor& in) mutable { return net->forward(in); };
-    network_jet_ = [net](const SpaceTimeJet& in) mutable { return forward_jet(*net, in); };
-    fused_network = FusedTanhNetwork::of(*net);
-    layer_of = resnet_layer_of;
-  } else if (options_.model == "fc") {
-    FullyConnected net(
-        FullyConnectedOptions{inputs, 1, options_.depth, options_.width, options_.activation});
-    module_ = net.ptr();
-    network_ = [net](const torch::Tensor& in) mutable { return net->forward(in); };
-    network_jet_ = [net](const SpaceTimeJet& in) mutable { return forward_jet(*net, in); };
-    fused_network = FusedTanhNetwork::of(*net);
-  } else {
-    ModifiedMlp net(FullyConnectedOptions{inputs, 1, options_.depth, options_.width, options_.activation});
-    module_ = net.ptr();
-    network_ = [net](const torch::Tensor& in) mutable { return net->forward(in); };
-    network_jet_ = [net](const SpaceTimeJet& in) mutable { return forward_jet(*net, in); };
-  }
-  initialize_xavier(*module_, mix_seed(options_.seed, kModelStream));
-  module_->to(options_.device, options_.dtype);
-  factorize_weights(*module_, options_.weight_factorization, mix_seed(options_.seed, kFactorizationStream));
-  parameters_ = std::make_unique<FlatParameters>(*module_, layer_of);
+  PinnNetwork network = make_pinn_network(
+      PinnNetworkOptions{inputs, options_.model, options_.depth, options_.width, options_.activation,
+                         options_.weight_factorization},
+      mix_seed(options_.seed, kModelStream), mix_seed(options_.seed, kFactorizationStream), options_.dtype,
+      options_.device);
+  module_ = network.module;
+  network_ = network.forward;
+  network_jet_ = network.forward_jet;
+  parameters_ = std::make_unique<FlatParameters>(*module_, network.layer_of);
+  const std::optional<FusedTanhNetwork>& fused_network = network.fused;
 
   derivatives_ = options_.derivatives;
   const bool can_fuse = options_.why_not_fused().empty() && fused_network.has_value();
@@ -499,12 +459,7 @@ torch::Tensor AllenCahnProblem::loss(const torch::Tensor& indices) {
 }
 
 torch::Tensor AllenCahnProblem::predict_reference_grid() {
-  torch::NoGradGuard no_grad;
-  constexpr int64_t kChunk = 16384;  // bounds the activations' memory
-  std::vector<torch::Tensor> parts;
-  for (const torch::Tensor& chunk : reference_points_.split(kChunk))
-    parts.push_back(predict(chunk).to(torch::kCPU, torch::kFloat64));
-  return torch::cat(parts);
+  return predict_in_chunks([this](const torch::Tensor& points) { return predict(points); }, reference_points_);
 }
 
 Metric AllenCahnProblem::evaluate() {
@@ -512,26 +467,7 @@ Metric AllenCahnProblem::evaluate() {
 }
 
 void AllenCahnProblem::write_field_csv(const std::string& path) {
-  const torch::Tensor prediction = predict_reference_grid();
-  const auto u_pred = prediction.accessor<double, 1>();
-  const std::string partial = path + ".tmp";
-  {
-    std::ofstream out(partial);
-    DDTRAIN_CHECK(out.good(), IoError, "cannot write '", partial, "'");
-    out << "x,t,u_ref,u_pred,error\n";
-    const int nx = reference_.nx();
-    char line[160];
-    for (int64_t k = 0; k < prediction.numel(); ++k) {
-      const double u_ref = reference_.u[k];
-      std::snprintf(line, sizeof line, "%.9g,%.9g,%.12g,%.9g,%.3e\n", reference_.x[k % nx],
-                    reference_.t[k / nx], u_ref, u_pred[k], std::abs(u_pred[k] - u_ref));
-      out << line;
-    }
-    out.close();
-    DDTRAIN_CHECK(out.good(), IoError, "writing '", partial, "' failed");
-  }
-  DDTRAIN_CHECK(std::rename(partial.c_str(), path.c_str()) == 0, IoError, "cannot rename '",
-                partial, "' to '", path, "'");
+  ddtrain::write_field_csv(path, reference_, predict_reference_grid());
 }
 
 }  // namespace ddtrain
