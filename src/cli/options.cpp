@@ -1,5 +1,7 @@
 #include "options.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <sstream>
 #include <typeinfo>
 
@@ -77,6 +79,53 @@ std::string OptionReader::text(const std::string& name, const std::string& fallb
   const std::string result = v != nullptr ? v->as<std::string>() : fallback;
   if (!result.empty()) record(name, result, fallback, v != nullptr);
   return result;
+}
+
+std::vector<double> parse_number_list(const std::string& name, const std::string& text) {
+  std::vector<double> values;
+  size_t at = 0;
+  while (true) {
+    const size_t comma = text.find(',', at);
+    const std::string item = text.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+    size_t used = 0;
+    double value = 0;
+    try {
+      value = std::stod(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    DDTRAIN_CHECK(!item.empty() && used == item.size() && std::isfinite(value), InvalidArgument, "--", name,
+                  " '", text, "': '", item, "' is not a finite number");
+    values.push_back(value);
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  return values;
+}
+
+double OptionReader::member_real(const std::string& name, double fallback) {
+  const po::variable_value* v = given_value(name);
+  std::vector<double> values{fallback};
+  if (v != nullptr) {
+    DDTRAIN_CHECK(v->value().type() == typeid(std::string), InvalidArgument, "--", name,
+                  " must be registered as a string option (it takes a list per member)");
+    values = parse_number_list(name, v->as<std::string>());
+  }
+  const size_t count = values.size();
+  if (count > 1) {
+    DDTRAIN_CHECK(selection_.ensemble, InvalidArgument, "--", name, " '", v->as<std::string>(),
+                  "' is a list (one value per ensemble member): lists need --ensemble");
+    DDTRAIN_CHECK(selection_.members == 0 || count == static_cast<size_t>(selection_.members), InvalidArgument,
+                  "--", name, " '", v->as<std::string>(), "' has ", count, " values but the ensemble has ",
+                  selection_.members, " members (one per rank): give one value, or one per member");
+  }
+  std::string text;
+  for (double value : values) text += (text.empty() ? "" : ",") + format_value(value);
+  record(name, text, format_value(fallback), v != nullptr);
+  member_options_[name] = values;
+  if (count == 1) return values[0];
+  const size_t member = static_cast<size_t>(std::max(0, selection_.member));
+  return values[member < count ? member : 0];
 }
 
 bool OptionReader::flag(const std::string& name, bool fallback) {

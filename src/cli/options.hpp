@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <vector>
 
 namespace ddtrain::cli {
 
@@ -25,6 +26,14 @@ struct ResolvedOption {
 /// A Boost value as config.ini writes it (integers exactly, doubles with 17 digits, which read
 /// back to the same double, bools as true/false).
 std::string format_value(const boost::any& value);
+
+/// Which ensemble member (--ensemble) a reader reads for: a per-member option given as a comma
+/// list yields the value of this member.
+struct MemberSelection {
+  bool ensemble = false;  ///< comma lists are allowed (--ensemble)
+  int member = 0;         ///< this member's index (its rank)
+  int members = 0;        ///< how many members (ranks); 0: not known yet, lengths are not checked
+};
 
 /// Reads options from a parsed command line, recording what each resolves to.
 class OptionReader {
@@ -43,6 +52,17 @@ class OptionReader {
   double real(const std::string& name, double fallback);
   /// A string option; an empty string (a path that is not set) is not recorded.
   std::string text(const std::string& name, const std::string& fallback);
+  /// A floating-point problem option (registered as a string) that may be, with --ensemble, a
+  /// comma list with one value per member: the value of the selected member (the first before a
+  /// member is selected). Throws InvalidArgument for a malformed or non-finite value, a list
+  /// without --ensemble, and a list whose length is not the number of members. Recorded as
+  /// written (the whole list), so that config.ini replays the ensemble.
+  double member_real(const std::string& name, double fallback);
+  /// Selects the member whose values member_real() returns.
+  void select_member(const MemberSelection& selection) { selection_ = selection; }
+  /// Every option read with member_real() so far, by name: its values (one, or one per member).
+  const std::map<std::string, std::vector<double>>& member_options() const { return member_options_; }
+
   /// A switch (po::bool_switch) or a bool option.
   bool flag(const std::string& name, bool fallback = false);
   /// An enumeration by name: `parse(text(name, name_of(fallback)))`.
@@ -63,7 +83,13 @@ class OptionReader {
   const po::variables_map& vm_;
   std::map<std::string, ResolvedOption> resolved_;
   std::set<std::string> ambiguous_;
+  MemberSelection selection_;
+  std::map<std::string, std::vector<double>> member_options_;
 };
+
+/// The values of a comma list of numbers (`--rhs-frequency 1,2,4`); throws InvalidArgument
+/// naming the option for an empty, malformed or non-finite element.
+std::vector<double> parse_number_list(const std::string& name, const std::string& text);
 
 /// The name of an enumeration value among the names `parse` accepts (for the enumerations the
 /// library gives no to_string), e.g. name_among(o.variant, parse_plbfgs_variant, {"additive",

@@ -47,8 +47,12 @@ void add_options(po::options_description& options) {
   add_option_once(options, "ic-smoothing", po::bool_switch(),
                   "hard constraints: round the initial condition's corner at x = +-1 off in t as "
                   "the diffusion does (exact at t = 0) (allen_cahn: off)");
-  add_option_once(options, "diffusion", po::value<double>(),
-                  "diffusion coefficient nu of the Allen-Cahn equation (allen_cahn: 1e-4)");
+  add_option_once(options, "diffusion", po::value<std::string>(),
+                  "diffusion coefficient nu of the Allen-Cahn equation, >= 0; with --ensemble a comma "
+                  "list, one value per member (allen_cahn: 1e-4)");
+  add_option_once(options, "reaction", po::value<std::string>(),
+                  "reaction coefficient r in u_t - nu u_xx + r u^3 - r u = 0, >= 0; with --ensemble a "
+                  "comma list, one value per member (allen_cahn: 5)");
   add_option_once(options, "causal-epsilon", po::value<double>(),
                   "causal weighting in time, epsilon; 0 = off (allen_cahn: 0)");
   add_option_once(options, "causal-bins", po::value<int64_t>(),
@@ -96,13 +100,22 @@ AllenCahnOptions read_options(OptionReader& in) {
   o.constraints = in.choice("constraints", o.constraints, parse_constraints, [](Constraints c) { return to_string(c); });
   o.ic_weight = in.real("ic-weight", o.ic_weight);
   o.bc_weight = in.real("bc-weight", o.bc_weight);
-  o.diffusion = in.real("diffusion", o.diffusion);
+  o.diffusion = in.member_real("diffusion", o.diffusion);
+  o.reaction = in.member_real("reaction", o.reaction);
+  DDTRAIN_CHECK(o.diffusion >= 0, InvalidArgument, "--diffusion must be >= 0, got ", o.diffusion);
+  DDTRAIN_CHECK(o.reaction >= 0, InvalidArgument, "--reaction must be >= 0, got ", o.reaction);
   o.ic_decay = in.real("ic-decay", o.ic_decay);
   o.ic_smoothing = in.flag("ic-smoothing", o.ic_smoothing);
   o.causal_epsilon = in.real("causal-epsilon", o.causal_epsilon);
   o.causal_bins = in.integer("causal-bins", o.causal_bins);
   o.derivatives = in.choice("derivatives", o.derivatives, parse_derivatives, [](Derivatives d) { return to_string(d); });
   o.reference_path = in.text("reference", o.reference_path);
+  // The metric compares with the reference of the run's coefficients: without --reference it is
+  // computed with them; one file cannot be the reference of members with other coefficients.
+  for (const char* name : {"diffusion", "reaction"})
+    DDTRAIN_CHECK(o.reference_path.empty() || in.member_options().at(name).size() == 1, InvalidArgument,
+                  "--", name, " with one value per member needs the computed reference: --reference '",
+                  o.reference_path, "' holds the solution for one set of coefficients");
   o.fourier_modes = in.integer("fourier-modes", o.fourier_modes);
   o.model = in.text("model", o.model);
   o.depth = in.integer("depth", o.depth);

@@ -100,6 +100,23 @@ void add_basic_problem_options(po::options_description& d) {
   add_option_once(d, "bc-weight", po::value<double>(), "weight of the boundary-condition loss term");
 }
 
+void add_poisson1d_options(po::options_description& d) {
+  add_basic_problem_options(d);
+  add_option_once(d, "rhs-amplitude", po::value<std::string>(),
+                  "poisson1d: A in -u'' = A (K pi)^2 sin(K pi x), exact u = A sin(K pi x) (1); with "
+                  "--ensemble a comma list, one value per member");
+  add_option_once(d, "rhs-frequency", po::value<std::string>(),
+                  "poisson1d: K, > 0, an integer for u(+-1) = 0 to hold (2); with --ensemble a comma "
+                  "list, one value per member");
+}
+
+void add_function_fit_options(po::options_description& d) {
+  add_basic_problem_options(d);
+  add_option_once(d, "fit-frequency", po::value<std::string>(),
+                  "function_fit: K in y = sin(K pi x) + sin(2 K pi x), > 0 (2); with --ensemble a "
+                  "comma list, one value per member");
+}
+
 Basic1dOptions basic_options(OptionReader& in) {
   Basic1dOptions o;
   o.points = in.integer("nf", o.points);
@@ -115,6 +132,29 @@ Basic1dOptions basic_options(OptionReader& in) {
   return o;
 }
 
+/// The checks of Basic1dOptions::validate() at reading time: every member's values are checked
+/// before any rank builds its problem.
+Basic1dOptions checked(Basic1dOptions o) {
+  const std::string invalid = o.validate();
+  DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
+  return o;
+}
+
+Basic1dOptions poisson1d_options(OptionReader& in) {
+  Basic1dOptions o = basic_options(in);
+  o.amplitude = in.member_real("rhs-amplitude", o.amplitude);
+  o.frequency = in.member_real("rhs-frequency", o.frequency);
+  DDTRAIN_CHECK(o.frequency > 0, InvalidArgument, "--rhs-frequency must be > 0, got ", o.frequency);
+  return checked(o);
+}
+
+Basic1dOptions function_fit_options(OptionReader& in) {
+  Basic1dOptions o = basic_options(in);
+  o.frequency = in.member_real("fit-frequency", o.frequency);
+  DDTRAIN_CHECK(o.frequency > 0, InvalidArgument, "--fit-frequency must be > 0, got ", o.frequency);
+  return checked(o);
+}
+
 Basic1dOptions with_setup(Basic1dOptions o, const RunSetup& setup) {
   o.dtype = setup.dtype;
   o.device = setup.device;
@@ -124,13 +164,13 @@ Basic1dOptions with_setup(Basic1dOptions o, const RunSetup& setup) {
 }
 
 DDTRAIN_REGISTER_PROBLEM(problem_entry(
-    "function_fit", "fit sin(2 pi x) + sin(4 pi x) on [-1, 1] (fully connected tanh network)",
-    add_basic_problem_options, basic_options,
+    "function_fit", "fit sin(K pi x) + sin(2 K pi x) on [-1, 1], K = 2 (fully connected tanh network)",
+    add_function_fit_options, function_fit_options,
     [](Basic1dOptions o, const RunSetup& setup) { return make_function_fit(with_setup(o, setup)); }));
 
 DDTRAIN_REGISTER_PROBLEM(problem_entry(
-    "poisson1d", "PINN for -u'' = 4 pi^2 sin(2 pi x), u(+-1) = 0 (exact u = sin(2 pi x))",
-    add_basic_problem_options, basic_options,
+    "poisson1d", "PINN for -u'' = A (K pi)^2 sin(K pi x), u(+-1) = 0 (exact u = A sin(K pi x)), A = 1, K = 2",
+    add_poisson1d_options, poisson1d_options,
     [](Basic1dOptions o, const RunSetup& setup) { return make_poisson1d(with_setup(o, setup)); }));
 
 }  // namespace

@@ -1,5 +1,6 @@
 // `ddtrain train`: parse options (command line + INI config), set up communicator, layout,
 // problem, solver and partition, train with progress output, write the results directory.
+#include <cmath>
 #include <csignal>
 #include <fstream>
 #include <map>
@@ -26,18 +27,50 @@ namespace {
 volatile std::sig_atomic_t g_signal = 0;
 void on_signal(int signal) { g_signal = signal; }
 
-/// Ensemble mode: every rank's final loss and metric, gathered (one allreduce).
-nlohmann::json gather_ensemble(Communicator& world, const Summary& summary) {
+/// Ensemble mode: one row per member (its options, seed, termination, final loss and metric),
+/// gathered with one allreduce.
+nlohmann::json gather_ensemble(Communicator& world, const TrainSetup& setup, const Summary& summary) {
+  constexpr int kValues = 5;
   const int p = world.size();
-  torch::Tensor values = torch::zeros({2 * p}, torch::kFloat64);
-  values[2 * world.rank()] = summary.final_loss;
-  values[2 * world.rank() + 1] = summary.metric;
+  torch::Tensor values = torch::zeros({kValues * p}, torch::kFloat64);
+  const int at = kValues * world.rank();
+  values[at] = summary.final_loss;
+  values[at + 1] = summary.metric;
+  values[at + 2] = static_cast<double>(static_cast<int>(summary.termination));
+  values[at + 3] = static_cast<double>(summary.iterations);
+  values[at + 4] = summary.wall_time_s;
   world.allreduce_sum(values);
+  const auto number = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
   nlohmann::json members = nlohmann::json::array();
-  for (int r = 0; r < p; ++r)
-    members.push_back({{"rank", r}, {"final_loss", values[2 * r].item<double>()},
-                       {"metric", values[2 * r + 1].item<double>()}});
+  for (int r = 0; r < p; ++r) {
+    const int i = kValues * r;
+    members.push_back({{"member", r},
+                       {"rank", r},
+                       {"directory", "members/" + std::to_string(r)},
+                       {"seed", member_seed(setup.train.seed, r)},
+                       {"options", member_parameters(setup, r)},
+                       {"termination", to_string(static_cast<Termination>(static_cast<int>(values[i + 2].item<double>())))},
+                       {"iterations", static_cast<int64_t>(values[i + 3].item<double>())},
+                       {"final_loss", number(values[i].item<double>())},
+                       {"metric_name", summary.metric_name},
+                       {"metric", number(values[i + 1].item<double>())},
+                       {"train_time_s", values[i + 4].item<double>()}});
+  }
   return members;
+}
+
+/// One line per ensemble member: its options, termination, final loss and metric.
+void print_members(const nlohmann::json& members) {
+  for (const auto& m : members) {
+    std::string options;
+    for (const auto& [name, value] : m["options"].items())
+      options += " " + name + "=" + format_value(value.get<double>());
+    const auto value_of = [](const nlohmann::json& v) { return v.is_null() ? NAN : v.get<double>(); };
+    std::printf("  member %d (seed %llu%s): %s, final loss %.6g, %s %.6g\n", m["member"].get<int>(),
+                static_cast<unsigned long long>(m["seed"].get<uint64_t>()), options.c_str(),
+                m["termination"].get<std::string>().c_str(), value_of(m["final_loss"]),
+                m["metric_name"].get<std::string>().c_str(), value_of(m["metric"]));
+  }
 }
 
 /// The identity a checkpoint file was saved with (empty if it cannot be read: load_checkpoint
@@ -149,7 +182,13 @@ nlohmann::json train_once(const std::vector<std::string>& args, int& status, boo
   TrainSetup setup = parse_train_setup(args);
   if (setup.help_requested) return nlohmann::json();
   Run run = build_run(setup);
+  // Rank 0 writes the run's directory (config.ini, summary.json). Every ensemble member writes
+  // its history, model and summary to members/RANK; otherwise rank 0 writes them to the top.
   const bool writer = run.world->rank() == 0;
+  const bool member_writer = writer || setup.ensemble;
+  const fs::path member_out = setup.out.empty() || !setup.ensemble
+                                  ? setup.out
+                                  : setup.out / "members" / std::to_string(run.world->rank());
   const RunIdentity identity = run_identity(setup, run);
   std::vector<IterationSummary> history;
   ResumeState resume;
@@ -180,12 +219,14 @@ nlohmann::json train_once(const std::vector<std::string>& args, int& status, boo
     std::error_code ec;
     fs::create_directories(setup.out / "checkpoint", ec);
     DDTRAIN_CHECK(!ec, IoError, "cannot create '", (setup.out / "checkpoint").string(), "': ", ec.message());
+    fs::create_directories(member_out, ec);
+    DDTRAIN_CHECK(!ec, IoError, "cannot create '", member_out.string(), "': ", ec.message());
   }
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
 
   HistoryStream history_file;
-  if (writer && !setup.out.empty()) history_file.open(setup.out / "history.csv", history);
+  if (member_writer && !setup.out.empty()) history_file.open(member_out / "history.csv", history);
   ProgressSettings progress_settings;
   progress_settings.enabled = writer && !setup.quiet;
   progress_settings.format = setup.log_format;
@@ -205,7 +246,7 @@ nlohmann::json train_once(const std::vector<std::string>& args, int& status, boo
   callbacks.interrupted = [] { return g_signal != 0; };  // train() makes the ranks agree
   if (!setup.out.empty()) {
     callbacks.on_checkpoint = [&](const ResumeState& state, const torch::Tensor& x) {
-      Checkpoint checkpoint{identity, state, x, writer ? history : std::vector<IterationSummary>{}};
+      Checkpoint checkpoint{identity, state, x, member_writer ? history : std::vector<IterationSummary>{}};
       save_checkpoint(checkpoint_file(setup.out / "checkpoint", run.world->rank()), checkpoint,
                       *run.solver, run.problem->model());
     };
@@ -228,29 +269,34 @@ nlohmann::json train_once(const std::vector<std::string>& args, int& status, boo
                     run.partition ? &*run.partition : nullptr, resume);
   } catch (const std::exception& e) {
     progress.finish();
-    if (writer && !setup.out.empty()) {
+    if (member_writer && !setup.out.empty()) {
       history_file.finish(history);
       Summary failed;
       failed.termination = Termination::kNumericalFailure;
       failed.message = e.what();
       failed.iterations = static_cast<int64_t>(history.size());
-      write_file_atomically(setup.out / "summary.json",
+      write_file_atomically(member_out / "summary.json",
                             run_summary_json(setup, run, failed).dump(2) + "\n");
     }
-    throw;
+    throw;  // main ends the job (an ensemble member's error ends every member, as a rank's does)
   }
   progress.finish();
   nlohmann::json result = run_summary_json(setup, run, summary);
-  if (setup.ensemble) result["members"] = gather_ensemble(*run.world, summary);
+  if (member_writer && !setup.out.empty()) {
+    history_file.finish(history);
+    // The final parameters (after a numerical failure: the last finite ones).
+    write_model_atomically(member_out / "model.pt", run.problem->model());
+    run.problem->write_outputs(member_out.string());
+    // Last: a summary.json means the directory is complete (`ddtrain plot --watch` stops).
+    if (setup.ensemble) write_file_atomically(member_out / "summary.json", result.dump(2) + "\n");
+  }
+  if (setup.ensemble) {
+    // The run's summary: member 0's fields (as one run's) and one row per member.
+    for (const char* key : {"member", "member_seed", "member_options"}) result.erase(key);
+    result["members"] = gather_ensemble(*run.world, setup, summary);
+  }
   if (writer) {
-    if (!setup.out.empty()) {
-      history_file.finish(history);
-      // The final parameters (after a numerical failure: the last finite ones).
-      write_model_atomically(setup.out / "model.pt", run.problem->model());
-      run.problem->write_outputs(setup.out.string());
-      // Last: a summary.json means the directory is complete (`ddtrain plot --watch` stops).
-      write_file_atomically(setup.out / "summary.json", result.dump(2) + "\n");
-    }
+    if (!setup.out.empty()) write_file_atomically(setup.out / "summary.json", result.dump(2) + "\n");
     if (!setup.quiet && jsonl) {
       print_json_line(event_object("summary", run_label, result));
     } else if (!setup.quiet && print_summary) {
@@ -259,15 +305,17 @@ nlohmann::json train_once(const std::vector<std::string>& args, int& status, boo
                   static_cast<long long>(summary.iterations), summary.wall_time_s, summary.elapsed_s,
                   summary.final_loss, summary.metric_name.c_str(), summary.metric,
                   setup.out.empty() ? "" : ("; results in " + setup.out.string()).c_str());
+      if (setup.ensemble) print_members(result["members"]);
     }
   }
   // A failed run says why on stderr, also with --quiet (which silences progress, not errors).
-  if (writer && !summary.succeeded()) {
+  if (member_writer && !summary.succeeded()) {
     std::fflush(stdout);
-    std::fprintf(stderr, "ddtrain: error: %s: training failed (%s): %s after %lld iterations%s\n",
-                 setup.solver.c_str(), to_string(summary.termination).c_str(), summary.message.c_str(),
-                 static_cast<long long>(summary.iterations),
-                 setup.out.empty() ? "" : ("; results in " + setup.out.string()).c_str());
+    const std::string member = setup.ensemble ? "member " + std::to_string(run.member) + ": " : "";
+    std::fprintf(stderr, "ddtrain: error: %s%s: training failed (%s): %s after %lld iterations%s\n",
+                 member.c_str(), setup.solver.c_str(), to_string(summary.termination).c_str(),
+                 summary.message.c_str(), static_cast<long long>(summary.iterations),
+                 member_out.empty() ? "" : ("; results in " + member_out.string()).c_str());
   }
   status = summary.succeeded() ? kExitOk : kExitTrainingFailed;
   return result;

@@ -509,12 +509,40 @@ TrainSetup parse_train_setup(const std::vector<std::string>& args) {
   // The solver's and the problem's options as they resolve (their values checked): config.ini
   // records them all, defaults included.
   OptionReader reader(vm);
+  reader.select_member({setup.ensemble, 0, 0});
   solver.make(reader);
   if (solver.data_parallel) solver.data_parallel(reader);
   problem.read_options(reader);
   setup.resolved = reader.resolved();
+  setup.member_options = reader.member_options();
+  // Per-member lists: all of one length; every member's options checked before any work.
+  std::string first_list;
+  for (const auto& [name, values] : setup.member_options) {
+    if (values.size() < 2) continue;
+    if (setup.list_members == 0) {
+      setup.list_members = static_cast<int>(values.size());
+      first_list = name;
+    }
+    DDTRAIN_CHECK(values.size() == static_cast<size_t>(setup.list_members), InvalidArgument, "--", first_list,
+                  " has ", setup.list_members, " values and --", name, " ", values.size(),
+                  ": every list has one value per ensemble member");
+  }
+  for (int member = 0; member < setup.list_members; ++member) {
+    OptionReader member_reader(vm);
+    member_reader.select_member({true, member, setup.list_members});
+    problem.read_options(member_reader);
+  }
   return setup;
 }
+
+nlohmann::json member_parameters(const TrainSetup& setup, int member) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [name, values] : setup.member_options)
+    j[name] = values.size() > 1 ? values.at(static_cast<size_t>(member)) : values.front();
+  return j;
+}
+
+uint64_t member_seed(uint64_t seed, int member) { return seed + 1000003ULL * static_cast<uint64_t>(member); }
 
 Run build_run(const TrainSetup& setup) {
   const po::variables_map& vm = setup.vm;
@@ -531,14 +559,30 @@ Run build_run(const TrainSetup& setup) {
   torch::set_num_threads(threads);
 
   CommunicatorPtr training_world = setup.ensemble ? std::make_shared<SelfComm>() : run.world;
+  if (setup.list_members > 0 && setup.list_members != run.world->size()) {
+    std::string lists;
+    for (const auto& [name, values] : setup.member_options)
+      if (values.size() > 1) lists += (lists.empty() ? "--" : ", --") + name;
+    const std::string message = lists + " give" + (lists.find(',') == std::string::npos ? "s " : " ") +
+                                std::to_string(setup.list_members) + " ensemble members but the job has " +
+                                std::to_string(run.world->size()) + " rank(s): give one value per rank (mpirun -np " +
+                                std::to_string(setup.list_members) + ")";
+    // One line for the job: rank 0 says it (and ends the job); the others wait to be ended.
+    if (run.world->rank() != 0) run.world->barrier();
+    throw InvalidArgument(message);
+  }
   OptionReader options(vm);
+  if (setup.ensemble) {
+    run.member = run.world->rank();
+    options.select_member({true, run.member, run.world->size()});
+  }
   const int data_parallel = setup.ensemble || !solver_entry.data_parallel ? 0 : solver_entry.data_parallel(options);
   run.layout = make_layout(training_world, data_parallel);
 
   RunSetup& rs = run.run_setup;
   rs.device = device;
   rs.dtype = vm["precision"].as<std::string>() == "float64" ? torch::kFloat64 : torch::kFloat32;
-  rs.seed = setup.train.seed + (setup.ensemble ? 1000003ULL * run.world->rank() : 0);
+  rs.seed = setup.ensemble ? member_seed(setup.train.seed, run.member) : setup.train.seed;
   rs.shard = {run.layout.data->rank(), run.layout.data->size()};
   rs.world_size = run.world->size();
   rs.rank = run.world->rank();
@@ -633,6 +677,11 @@ nlohmann::json run_summary_json(const TrainSetup& setup, const Run& run, const S
   j["precision"] = setup.vm["precision"].as<std::string>();
   j["device"] = run.run_setup.device.str();
   j["seed"] = setup.train.seed;
+  if (run.member >= 0) {
+    j["member"] = run.member;
+    j["member_seed"] = run.run_setup.seed;
+    j["member_options"] = member_parameters(setup, run.member);
+  }
   if (run.partition) j["partition"] = run.partition->describe();
   if (run.solver)
     for (const auto& [name, count] : run.solver->counters()) j["solver_counters"][name] = count;

@@ -33,7 +33,19 @@ struct TrainSetup {
   po::variables_map vm;
   /// The chosen solver's and problem's options as they resolved (defaults included).
   std::map<std::string, ResolvedOption> resolved;
+  /// The problem's per-member options (OptionReader::member_real): one value, or with
+  /// --ensemble one per member.
+  std::map<std::string, std::vector<double>> member_options;
+  /// The number of members the lists give (0: no option is a list).
+  int list_members = 0;
 };
+
+/// Member `member`'s values of the per-member options, by name (JSON numbers).
+nlohmann::json member_parameters(const TrainSetup& setup, int member);
+
+/// The seed of ensemble member `member` (--seed for the member 0; a serial run with this --seed
+/// and the member's options is the member's run).
+uint64_t member_seed(uint64_t seed, int member);
 
 /// A time limit without --epochs: as many epochs as the time allows.
 constexpr int64_t kUnlimitedEpochs = int64_t{1} << 62;
@@ -63,6 +75,7 @@ struct Run {
   TrainOptions train;     ///< the setup's options, completed (data subdomains)
   std::string describe;   ///< device, precision, partition
   RunSetup run_setup;
+  int member = -1;        ///< ensemble mode: this rank's member (= its rank); else -1
   /// The setup's resolved options, and --batch-size for a mini-batch problem.
   std::map<std::string, ResolvedOption> resolved;
 };

@@ -11,6 +11,8 @@ std::string Basic1dOptions::validate() const {
   if (points < 1) return "--nf must be >= 1, got " + std::to_string(points);
   if (test_points < 2) return "--test-points must be >= 2";
   if (!(boundary_weight >= 0)) return "--bc-weight must be >= 0";
+  if (!std::isfinite(amplitude)) return "the amplitude must be finite";
+  if (!(frequency > 0) || !std::isfinite(frequency)) return "the frequency must be finite and > 0";
   if (shard.count < 1 || shard.index < 0 || shard.index >= shard.count) return "invalid shard";
   if (blocks < 0) return "--blocks must be >= 0 (0: one piece per rank), got " + std::to_string(blocks);
   if (blocks > 0 && blocks < shard.count)
@@ -134,15 +136,20 @@ class FunctionFit final : public Basic1dProblem {
   torch::Tensor piece_loss(const Piece& piece) override {
     return (model_->forward(piece.x) - piece.target).pow(2).sum() / global_count();
   }
+  // K = 2 evaluates as the original sin(2 pi x) + sin(4 pi x) bit for bit: (2 * 2) * pi = 4 * pi.
   torch::Tensor solution(const torch::Tensor& x) const override {
-    return torch::sin(2 * kPi * x) + torch::sin(4 * kPi * x);
+    const double k = options_.frequency;
+    return torch::sin(k * kPi * x) + torch::sin(2 * k * kPi * x);
   }
 };
 
 class Poisson1d final : public Basic1dProblem {
  public:
   explicit Poisson1d(const Basic1dOptions& options) : Basic1dProblem(options) {
-    for (Piece& piece : pieces_) piece.target = 4 * kPi * kPi * torch::sin(2 * kPi * piece.x);
+    // A = 1, K = 2 evaluates as the original 4 pi^2 sin(2 pi x) bit for bit: ((1 * 2) * 2) * pi * pi.
+    const double k = options_.frequency;
+    const double scale = options_.amplitude * k * k * kPi * kPi;
+    for (Piece& piece : pieces_) piece.target = scale * torch::sin(k * kPi * piece.x);
     boundary_ = torch::tensor({-1.0, 1.0}, points_.options()).unsqueeze(1);
   }
   std::string name() const override { return "poisson1d"; }
@@ -160,7 +167,9 @@ class Poisson1d final : public Basic1dProblem {
       share = share + options_.boundary_weight * model_->forward(boundary_).pow(2).mean();
     return share;
   }
-  torch::Tensor solution(const torch::Tensor& x) const override { return torch::sin(2 * kPi * x); }
+  torch::Tensor solution(const torch::Tensor& x) const override {
+    return options_.amplitude * torch::sin(options_.frequency * kPi * x);
+  }
   torch::Tensor boundary_;
 };
 

@@ -79,6 +79,24 @@ TEST(DeadRanks, AKilledRankEndsTheJobWithin30Seconds) {
   }
 }
 
+TEST(DeadRanks, AKilledEnsembleMemberEndsTheJob) {
+  // --ensemble members train without communicating: the others must not train on (or wait in
+  // the final gather) after one is killed.
+  const fs::path dir = scratch("dead_member");
+  BackgroundRun job(mpirun(2) + DDTRAIN_CLI_PATH + kEndless + "--ensemble --rhs-frequency 1,2 --out " +
+                        (dir / "run").string(),
+                    dir / "log");
+  ASSERT_TRUE(wait_for_file(dir / "run" / "checkpoint" / "rank-1.pt", 120)) << slurp(dir / "log");
+  ASSERT_TRUE(fs::exists(dir / "run" / "members" / "1" / "history.csv"));
+  const pid_t pid = find_rank_process(job.pid(), 1);
+  ASSERT_GT(pid, 0) << "member 1 not found";
+  kill(pid, SIGKILL);
+  const int status = job.wait(30);
+  EXPECT_NE(status, -1000) << "the ensemble still ran 30 s after member 1 was killed";
+  EXPECT_NE(status, 0);
+  EXPECT_NE(slurp(dir / "log").find("rank 1"), std::string::npos) << slurp(dir / "log");
+}
+
 TEST(DeadRanks, AnErrorOnOneRankEndsTheJob) {
   const fs::path dir = scratch("throwing_rank");
   const fs::path run = dir / "run";
