@@ -60,8 +60,8 @@ struct PinnBenchmarkOptions {
 
   // ---- the loss
   Constraints constraints = Constraints::kHard;  ///< --constraints (Klein–Gordon: soft)
-  double ic_weight = 1.0;  ///< --ic-weight: w_ic of the soft initial terms, finite, >= 0 (Klein–Gordon: 10)
-  double bc_weight = 1.0;  ///< --bc-weight: w_bc of the soft boundary term, finite, >= 0 (Klein–Gordon: 10)
+  double ic_weight = 1.0;  ///< --ic-weight: w_ic of the soft initial terms, finite, >= 0 (Klein–Gordon: 100)
+  double bc_weight = 1.0;  ///< --bc-weight: w_bc of the soft boundary term, finite, >= 0 (Klein–Gordon: 100)
 
   // ---- the network N(x, t)
   std::string model = "resnet";     ///< --model resnet|fc|modified-mlp
@@ -91,11 +91,14 @@ struct BurgersOptions : PinnBenchmarkOptions {
   std::string validate() const;  ///< "" or a one-line reason naming the CLI option
 };
 
+/// Klein–Gordon trains with soft constraints of weight 100: dense SSBroyden2, float64, ResNet
+/// 3 x 20, 1,000 points, 400 iterations reach rel. L2 0.21 / 0.0043 / 0.019 with weights
+/// 10 / 100 / 1000 (the residual, of size |f| ~ 25 pi^2, swamps weaker data terms).
 struct KleinGordonOptions : PinnBenchmarkOptions {
   KleinGordonOptions() {
     constraints = Constraints::kSoft;
-    ic_weight = 10.0;
-    bc_weight = 10.0;
+    ic_weight = 100.0;
+    bc_weight = 100.0;
   }
   int reference_nx = 256;  ///< --reference-nx: grid points in x of the exact reference, >= 2
   int reference_nt = 101;  ///< --reference-nt: grid times, >= 2
