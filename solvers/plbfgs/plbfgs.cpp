@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "ddtrain/error.hpp"
 #include "ddtrain/enum_names.hpp"
@@ -14,8 +15,12 @@ namespace ddtrain {
 namespace {
 constexpr NameTable<PlbfgsVariant, 2> kVariantNames{
     {{PlbfgsVariant::kAdditive, "additive"}, {PlbfgsVariant::kMultiplicative, "multiplicative"}}};
-constexpr NameTable<LocalSolverType, 3> kLocalSolverNames{
-    {{LocalSolverType::kLbfgs, "lbfgs"}, {LocalSolverType::kAdam, "adam"}, {LocalSolverType::kSgd, "sgd"}}};
+constexpr NameTable<LocalSolverType, 4> kLocalSolverNames{{{LocalSolverType::kLbfgs, "lbfgs"},
+                                                           {LocalSolverType::kAdam, "adam"},
+                                                           {LocalSolverType::kSgd, "sgd"},
+                                                           {LocalSolverType::kBfgs, "bfgs"}}};
+constexpr NameTable<GlobalSolverType, 2> kGlobalSolverNames{
+    {{GlobalSolverType::kLbfgs, "lbfgs"}, {GlobalSolverType::kBfgs, "bfgs"}}};
 constexpr NameTable<SecantPair, 2> kSecantPairNames{
     {{SecantPair::kPreconditionedPoints, "preconditioned"}, {SecantPair::kGlobalStep, "global"}}};
 constexpr NameTable<CorrectionCombination, 3> kCombinationNames{{{CorrectionCombination::kSum, "sum"},
@@ -30,6 +35,11 @@ LocalSolverType parse_local_solver(const std::string& name) {
   return parse_name(kLocalSolverNames, name, "--local-solver");
 }
 std::string to_string(LocalSolverType type) { return name_of(kLocalSolverNames, type); }
+
+GlobalSolverType parse_global_solver(const std::string& name) {
+  return parse_name(kGlobalSolverNames, name, "--global-solver");
+}
+std::string to_string(GlobalSolverType type) { return name_of(kGlobalSolverNames, type); }
 
 SecantPair parse_secant_pair(const std::string& name) {
   return parse_name(kSecantPairNames, name, "--secant-pair");
@@ -46,6 +56,8 @@ std::string PlbfgsOptions::validate() const {
   if (local_history < 1)
     return "--local-history must be >= 1, got " + std::to_string(local_history);
   if (!(local_learning_rate >= 0)) return "--local-lr must be >= 0 (0: the local solver's default)";
+  if (local_solver == LocalSolverType::kBfgs && local_learning_rate != 0)
+    return "--local-lr does not apply to --local-solver bfgs (its first step is scaled, then 1)";
   if (history < 1) return "--history must be >= 1, got " + std::to_string(history);
   if (weight_iterations < 1)
     return "--weight-iterations must be >= 1, got " + std::to_string(weight_iterations);
@@ -188,7 +200,10 @@ class CombinationObjective final : public Objective {
 // ---- the solver -------------------------------------------------------------------------------
 
 Plbfgs::Plbfgs(PlbfgsOptions options)
-    : options_(options), memory_(options.history), self_(std::make_shared<SelfComm>()) {
+    : options_(options),
+      memory_(options.history),
+      dense_(options.global_update),
+      self_(std::make_shared<SelfComm>()) {
   require_valid(options_.validate());
 }
 
@@ -196,6 +211,8 @@ Plbfgs::~Plbfgs() = default;
 
 void Plbfgs::reset() {
   memory_.reset();
+  dense_ = DenseInverseHessian(options_.global_update);
+  previous_curvature_ = torch::Tensor();
   cache_.clear();
   has_previous_ = false;
   previous_step_ = torch::Tensor();
@@ -217,6 +234,14 @@ Solver& Plbfgs::local_solver(int s) {
       if (lr > 0) o.learning_rate = lr;
       o.gradient_tolerance = options_.gradient_tolerance;
       solver = std::make_unique<Lbfgs>(o);
+      break;
+    }
+    case LocalSolverType::kBfgs: {
+      BfgsOptions o;
+      o.update = options_.local_update;
+      o.line_search = options_.local_line_search;
+      o.gradient_tolerance = options_.gradient_tolerance;
+      solver = std::make_unique<Bfgs>(o);
       break;
     }
     case LocalSolverType::kAdam: {
@@ -417,34 +442,63 @@ void Plbfgs::multiplicative_stage(StepContext& context, torch::Tensor& x, Stage&
   }
 }
 
+void Plbfgs::push_global_pair(const torch::Tensor& s, const torch::Tensor& y) {
+  if (options_.global_solver == GlobalSolverType::kBfgs) {
+    dense_.push(s, y, previous_curvature_);
+  } else {
+    memory_.push(s, y);
+  }
+}
+
+torch::Tensor Plbfgs::global_direction(const torch::Tensor& g) {
+  return options_.global_solver == GlobalSolverType::kBfgs ? dense_.descent_direction(g).direction
+                                                           : memory_.descent_direction(g).direction;
+}
+
+bool Plbfgs::global_memory_empty() const {
+  return options_.global_solver == GlobalSolverType::kBfgs ? dense_.identity() : memory_.size() == 0;
+}
+
+void Plbfgs::reset_global_memory() {
+  if (options_.global_solver == GlobalSolverType::kBfgs) {
+    dense_.reset();
+  } else {
+    memory_.reset();
+  }
+}
+
 void Plbfgs::global_stage(StepContext& context, torch::Tensor& x, Stage& stage) {
+  if (options_.global_solver == GlobalSolverType::kBfgs) dense_.ensure(x, 0, "--global-solver bfgs");
   // kPreconditionedPoints: the previous global step and the change of the gradient between
   // consecutive preconditioned points (the preconditioner's own move is not part of s).
   if (options_.secant_pair == SecantPair::kPreconditionedPoints && has_previous_ &&
       previous_gradient_.sizes() == gradient_.sizes())
-    memory_.push(previous_step_, gradient_ - previous_gradient_);
+    push_global_pair(previous_step_, gradient_ - previous_gradient_);
   has_previous_ = false;
   previous_gradient_ = gradient_.clone();  // g at θ_{k+½}
   for (int attempt = 0; attempt < 2 && !stage.progress; ++attempt) {
-    const torch::Tensor direction = memory_.descent_direction(gradient_).direction;
+    const torch::Tensor direction = global_direction(gradient_);
     const double t0 =
-        memory_.size() == 0 ? std::min(1.0, 1.0 / gradient_.abs().sum().item<double>()) : 1.0;
+        global_memory_empty() ? std::min(1.0, 1.0 / gradient_.abs().sum().item<double>()) : 1.0;
     const torch::Tensor before = x.clone();
     stage.progress = search_along(*context.objective, x, direction, t0, stage);
     if (stage.progress) {
       previous_step_ = x - before;
       has_previous_ = true;
+      // s = -t H g: B s = -t g, which the self-scaled dense updates need.
+      if (options_.global_solver == GlobalSolverType::kBfgs)
+        previous_curvature_ = previous_gradient_ * (-stage.step);
       // kGlobalStep: the pair of this step alone, θ_{k+1} − θ_{k+½} and the gradient change
       // along it (both known from the line search; strong Wolfe makes yᵀs > 0).
       if (options_.secant_pair == SecantPair::kGlobalStep)
-        memory_.push(previous_step_, gradient_ - previous_gradient_);
-    } else if (memory_.size() > 0) {
-      memory_.reset();  // retry once along scaled steepest descent
+        push_global_pair(previous_step_, gradient_ - previous_gradient_);
+    } else if (!global_memory_empty()) {
+      reset_global_memory();  // retry once along scaled steepest descent
     } else {
       break;
     }
   }
-  if (!stage.progress) stage.message = "global step skipped: no decrease along the L-BFGS direction";
+  if (!stage.progress) stage.message = "global step skipped: no decrease along the quasi-Newton direction";
 }
 
 StepSummary Plbfgs::step(StepContext& context, torch::Tensor& x) {
@@ -508,6 +562,10 @@ StepSummary Plbfgs::step(StepContext& context, torch::Tensor& x) {
 
 void Plbfgs::save_state(torch::serialize::OutputArchive& archive) const {
   memory_.save(archive, "plbfgs.memory.");
+  if (options_.global_solver == GlobalSolverType::kBfgs) {
+    dense_.save(archive, "plbfgs.dense.");
+    if (previous_curvature_.defined()) archive.write("plbfgs.previous_curvature", previous_curvature_);
+  }
   archive.write("plbfgs.iterations", torch::tensor({iterations_}, torch::kInt64));
   if (has_previous_) {
     archive.write("plbfgs.previous_step", previous_step_);
@@ -528,6 +586,11 @@ void Plbfgs::save_state(torch::serialize::OutputArchive& archive) const {
 void Plbfgs::load_state(torch::serialize::InputArchive& archive) {
   reset();
   memory_.load(archive, "plbfgs.memory.");
+  if (options_.global_solver == GlobalSolverType::kBfgs) {
+    dense_.load(archive, "plbfgs.dense.");
+    torch::Tensor curvature;
+    if (archive.try_read("plbfgs.previous_curvature", curvature)) previous_curvature_ = curvature;
+  }
   torch::Tensor iterations;
   archive.read("plbfgs.iterations", iterations);
   iterations_ = iterations.item<int64_t>();
@@ -546,6 +609,21 @@ void Plbfgs::load_state(torch::serialize::InputArchive& archive) {
     archive.read("plbfgs.local" + std::to_string(s), nested);
     local_solver(s).load_state(nested);
   }
+}
+
+std::vector<std::pair<std::string, int64_t>> Plbfgs::counters() const {
+  std::vector<std::pair<std::string, int64_t>> all;
+  if (options_.global_solver == GlobalSolverType::kBfgs)
+    all = {{"skipped_global_updates", dense_.skipped()},
+           {"global_restarts", dense_.restarts()},
+           {"scaled_global_updates", dense_.scaled()}};
+  // The local solvers' counters (e.g. the dense local updates), summed over this rank's subdomains.
+  std::map<std::string, int64_t> local;
+  for (const auto& solver : local_solvers_)
+    if (solver)
+      for (const auto& [name, value] : solver->counters()) local["local_" + name] += value;
+  all.insert(all.end(), local.begin(), local.end());
+  return all;
 }
 
 }  // namespace ddtrain

@@ -58,7 +58,9 @@ std::string megabytes(int64_t bytes) {
 
 }  // namespace
 
-DenseUpdate parse_dense_update(const std::string& name) { return parse_name(kUpdateNames, name, "--update"); }
+DenseUpdate parse_dense_update(const std::string& name, const std::string& option) {
+  return parse_name(kUpdateNames, name, option);
+}
 std::string to_string(DenseUpdate update) { return name_of(kUpdateNames, update); }
 
 DenseUpdateCoefficients dense_update_coefficients(DenseUpdate update, double ys, double yhy, double b,
@@ -257,6 +259,77 @@ void Bfgs::reset() {
   next_direction_ = direction_gradient_ = torch::Tensor();
   skipped_ = restarts_ = scaled_ = failed_searches_ = iterations_ = 0;
 }
+
+// ---- DenseInverseHessian ----------------------------------------------------------------------
+
+DenseInverseHessian::DenseInverseHessian(DenseUpdate update, double curvature_epsilon)
+    : update_(update), epsilon_(curvature_epsilon) {}
+
+void DenseInverseHessian::ensure(const torch::Tensor& x, int64_t memory_limit_bytes, const std::string& option) {
+  const int64_t d = x.numel();
+  if (H_.defined() && H_.size(0) == d && H_.dtype() == x.dtype() && H_.device() == x.device()) return;
+  const int64_t limit = memory_limit_bytes > 0 ? memory_limit_bytes : default_dense_memory_limit();
+  const int64_t needed = dense_bytes_needed(d, static_cast<int64_t>(x.element_size()));
+  DDTRAIN_CHECK(needed <= limit, InvalidArgument, option, ": the dense inverse Hessian of ", d,
+                " parameters needs ", megabytes(needed), " but the limit is ", megabytes(limit));
+  H_ = torch::eye(d, x.options());
+  identity_ = true;
+}
+
+bool DenseInverseHessian::push(const torch::Tensor& s, const torch::Tensor& y, const torch::Tensor& Bs) {
+  const double ys = y.dot(s).item<double>();
+  if (!(ys > 0 && ys > epsilon_ * y.norm().item<double>() * s.norm().item<double>())) {
+    ++skipped_;
+    return false;
+  }
+  const torch::Tensor u = symmetric_products(H_, {y})[0];
+  const double yhy = y.dot(u).item<double>();
+  // b = s'Bs / y's (B = I while H is); unknown B s: NaN, answered by the plain BFGS update.
+  const double b = identity_      ? s.dot(s).item<double>() / ys
+                   : Bs.defined() ? s.dot(Bs).item<double>() / ys
+                                  : kNaN;
+  const DenseUpdateCoefficients c = dense_update_coefficients(update_, ys, yhy, b, identity_, s.numel());
+  apply_dense_update(H_, s, u, c);
+  identity_ = false;
+  if (c.scaled) ++scaled_;
+  return true;
+}
+
+LbfgsMemory::Direction DenseInverseHessian::descent_direction(const torch::Tensor& g) {
+  LbfgsMemory::Direction d{symmetric_products(H_, {g})[0].neg_(), 0};
+  d.slope = g.dot(d.direction).item<double>();
+  if (!(d.slope < 0) && !identity_) {
+    reset();
+    ++restarts_;
+    d.direction = g.neg();
+    d.slope = -g.dot(g).item<double>();
+  }
+  return d;
+}
+
+void DenseInverseHessian::reset() {
+  if (H_.defined()) H_ = torch::eye(H_.size(0), H_.options());
+  identity_ = true;
+}
+
+void DenseInverseHessian::save(torch::serialize::OutputArchive& archive, const std::string& prefix) const {
+  archive.write(prefix + "counters",
+                torch::tensor({skipped_, restarts_, scaled_, static_cast<int64_t>(identity_)}, torch::kInt64));
+  if (H_.defined()) archive.write(prefix + "H", H_);
+}
+
+void DenseInverseHessian::load(torch::serialize::InputArchive& archive, const std::string& prefix) {
+  torch::Tensor counters;
+  archive.read(prefix + "counters", counters);
+  DDTRAIN_CHECK(counters.numel() == 4, IoError, "checkpoint: ", prefix, "counters has ", counters.numel(),
+                " entries, expected 4");
+  const auto* c = counters.data_ptr<int64_t>();
+  skipped_ = c[0], restarts_ = c[1], scaled_ = c[2], identity_ = c[3] != 0;
+  torch::Tensor H;
+  H_ = archive.try_read(prefix + "H", H) ? H : torch::Tensor();
+}
+
+// ---- Bfgs -------------------------------------------------------------------------------------
 
 void Bfgs::reset_to_identity(const torch::Tensor& x) {
   H_ = torch::eye(x.numel(), x.options());

@@ -27,7 +27,9 @@ DDTRAIN_REGISTER_SOLVER(SolverEntry{
     },
     [](OptionReader& in) -> SolverPtr {
       BfgsOptions o;
-      o.update = in.choice("update", o.update, parse_dense_update, [](DenseUpdate u) { return to_string(u); });
+      o.update = in.choice(
+          "update", o.update, [](const std::string& n) { return parse_dense_update(n); },
+          [](DenseUpdate u) { return to_string(u); });
       const double megabytes = in.real("dense-memory-limit", static_cast<double>(o.memory_limit_bytes) / 1e6);
       DDTRAIN_CHECK(megabytes >= 0 && std::isfinite(megabytes), InvalidArgument,
                     "--dense-memory-limit must be >= 0 MB");

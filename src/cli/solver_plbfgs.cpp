@@ -14,7 +14,11 @@ void add_plbfgs_options(po::options_description& o) {
                   "plbfgs: additive (ASPQN, subdomains in parallel) | multiplicative (MSPQN, "
                   "Gauss-Seidel sweep); default additive");
   add_option_once(o, "local-solver", po::value<std::string>(),
-                  "plbfgs: local optimizer of a subdomain: lbfgs | adam | sgd; default lbfgs");
+                  "plbfgs: local optimizer of a subdomain: lbfgs | adam | sgd | bfgs (a dense "
+                  "inverse Hessian per subdomain); default lbfgs");
+  add_option_once(o, "local-update", po::value<std::string>(),
+                  "plbfgs --local-solver bfgs: dense update rule, bfgs | ssbfgs-ol | ssbfgs-ab | "
+                  "ssbroyden1 | ssbroyden2; default ssbroyden2");
   add_option_once(o, "local-steps", po::value<int>(),
                   "local optimizer steps per subdomain solve (plbfgs default 10)");
   add_option_once(o, "local-history", po::value<int>(),
@@ -31,6 +35,12 @@ void add_plbfgs_options(po::options_description& o) {
   add_option_once(o, "weight-iterations", po::value<int>(),
                   "plbfgs --combination weighted: L-BFGS iterations on the weights; default 5");
   add_option_once(o, "history", po::value<int>(), "L-BFGS memory pairs (default 10)");
+  add_option_once(o, "global-solver", po::value<std::string>(),
+                  "plbfgs: memory of the global stage: lbfgs (--history pairs; default) | bfgs "
+                  "(a dense inverse Hessian of all parameters)");
+  add_option_once(o, "global-update", po::value<std::string>(),
+                  "plbfgs --global-solver bfgs: dense update rule (as --local-update); default "
+                  "ssbroyden2");
   add_option_once(o, "secant-pair", po::value<std::string>(),
                   "plbfgs: global L-BFGS pair: preconditioned (s = previous global step, y = "
                   "gradient change between preconditioned points; default) | global (the global "
@@ -54,11 +64,25 @@ PlbfgsOptions plbfgs_options(OptionReader& in) {
   PlbfgsOptions o;
   o.variant = read_variant(in);
   o.local_solver = in.choice("local-solver", o.local_solver, parse_local_solver, [](LocalSolverType v) {
-    return name_among(v, parse_local_solver, {"lbfgs", "adam", "sgd"});
+    return name_among(v, parse_local_solver, {"lbfgs", "adam", "sgd", "bfgs"});
   });
+  const bool dense_local = o.local_solver == LocalSolverType::kBfgs;
+  DDTRAIN_CHECK(dense_local || !in.given("local-update"), InvalidArgument,
+                "--local-update applies to --local-solver bfgs only");
+  DDTRAIN_CHECK(!dense_local || !in.given("local-history"), InvalidArgument,
+                "--local-history applies to --local-solver lbfgs (bfgs keeps a dense matrix)");
+  DDTRAIN_CHECK(!dense_local || !in.given("local-lr"), InvalidArgument,
+                "--local-lr does not apply to --local-solver bfgs (its first step is scaled, then 1)");
+  // Only the options that apply are read, so config.ini records only those.
+  if (dense_local) {
+    o.local_update = in.choice("local-update", o.local_update,
+                               [](const std::string& n) { return parse_dense_update(n, "--local-update"); },
+                               [](DenseUpdate v) { return to_string(v); });
+  } else {
+    o.local_history = in.integer("local-history", o.local_history);
+    o.local_learning_rate = in.real("local-lr", o.local_learning_rate);
+  }
   o.local_steps = in.integer("local-steps", o.local_steps);
-  o.local_history = in.integer("local-history", o.local_history);
-  o.local_learning_rate = in.real("local-lr", o.local_learning_rate);
   // --keep-local-memory predates --local-memory. It can only turn keeping on: config.ini
   // records every switch, so "keep-local-memory = false" there is the switch's default, not
   // a request to reset.
@@ -74,7 +98,19 @@ PlbfgsOptions plbfgs_options(OptionReader& in) {
     return name_among(v, parse_combination, {"sum", "sequential", "weighted"});
   });
   o.weight_iterations = in.integer("weight-iterations", o.weight_iterations);
-  o.history = in.integer("history", o.history);
+  o.global_solver = in.choice("global-solver", o.global_solver, parse_global_solver,
+                              [](GlobalSolverType v) { return to_string(v); });
+  if (o.global_solver == GlobalSolverType::kBfgs) {
+    DDTRAIN_CHECK(!in.given("history"), InvalidArgument,
+                  "--history applies to --global-solver lbfgs (bfgs keeps a dense matrix)");
+    o.global_update = in.choice("global-update", o.global_update,
+                                [](const std::string& n) { return parse_dense_update(n, "--global-update"); },
+                                [](DenseUpdate v) { return to_string(v); });
+  } else {
+    DDTRAIN_CHECK(!in.given("global-update"), InvalidArgument,
+                  "--global-update applies to --global-solver bfgs only");
+    o.history = in.integer("history", o.history);
+  }
   o.secant_pair = in.choice("secant-pair", o.secant_pair, parse_secant_pair, [](SecantPair v) {
     return name_among(v, parse_secant_pair, {"preconditioned", "global"});
   });

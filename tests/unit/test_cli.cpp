@@ -197,6 +197,35 @@ TEST(Cli, DenseQuasiNewtonWithWarmupRecordsItsCountersAndRefusesBadInput) {
                         "the dense inverse Hessian of");
 }
 
+TEST(Cli, PlbfgsWithDenseMemoriesRecordsTheirOptionsAndRefusesInapplicableOnes) {
+  fs::path out = scratch("plbfgs_dense") / "run";
+  Outcome o = run_cli("train --problem poisson1d --solver plbfgs --subdomains 2 --local-solver bfgs "
+                      "--local-update ssbfgs-ab --global-solver bfgs --epochs 4" + kFast + "--out " +
+                      out.string());
+  ASSERT_EQ(o.status, 0) << o.err;
+  auto summary = nlohmann::json::parse(slurp(out / "summary.json"));
+  EXPECT_EQ(summary["config"]["local-update"], "ssbfgs-ab");
+  EXPECT_EQ(summary["config"]["global-update"], "ssbroyden2");
+  EXPECT_FALSE(summary["config"].contains("local-history"));  // does not apply: not recorded
+  EXPECT_FALSE(summary["config"].contains("history"));
+  EXPECT_TRUE(summary["solver_counters"].contains("scaled_global_updates"));
+  EXPECT_TRUE(summary["solver_counters"].contains("local_scaled_updates"));
+  // config.ini replays it.
+  Outcome replay = run_cli("train --config " + (out / "config.ini").string() + " --out " +
+                           (out.parent_path() / "replay").string());
+  ASSERT_EQ(replay.status, 0) << replay.err;
+  auto again = nlohmann::json::parse(slurp(out.parent_path() / "replay" / "summary.json"));
+  EXPECT_EQ(again["final_loss"], summary["final_loss"]);
+
+  expect_one_line_error("train --solver plbfgs --local-update bfgs", "--local-update applies to --local-solver bfgs only");
+  expect_one_line_error("train --solver plbfgs --local-solver bfgs --local-history 5", "--local-history applies");
+  expect_one_line_error("train --solver plbfgs --local-solver bfgs --local-lr 0.1", "--local-lr does not apply");
+  expect_one_line_error("train --solver plbfgs --global-solver bfgs --history 5", "--history applies");
+  expect_one_line_error("train --solver plbfgs --global-update bfgs", "--global-update applies");
+  expect_one_line_error("train --solver plbfgs --local-solver bfgs --local-update x", "unknown --local-update 'x'");
+  expect_one_line_error("train --solver plbfgs --global-solver newton", "unknown --global-solver 'newton'");
+}
+
 TEST(Cli, ATimeLimitWithoutEpochsRunsUntilTheLimit) {
   fs::path out = scratch("time_limit") / "run";
   Outcome o = run_cli("train --problem poisson1d --solver adam --time-limit 1.5" + kFast + "--out " + out.string());

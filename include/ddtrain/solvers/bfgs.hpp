@@ -16,6 +16,7 @@
 
 #include "ddtrain/solver.hpp"
 #include "ddtrain/solvers/evaluation_cache.hpp"
+#include "ddtrain/solvers/lbfgs_memory.hpp"
 #include "ddtrain/solvers/line_search.hpp"
 
 namespace ddtrain {
@@ -28,7 +29,8 @@ enum class DenseUpdate {
   kSsbroyden1,  ///< "ssbroyden1": self-scaled Broyden family, theta of the SR1 side
   kSsbroyden2,  ///< "ssbroyden2": self-scaled Broyden family, theta = max(theta-, min(theta+, (1-b)/b))
 };
-DenseUpdate parse_dense_update(const std::string& name);  ///< throws InvalidArgument
+/// Throws InvalidArgument naming `option` (the command-line option the name came from).
+DenseUpdate parse_dense_update(const std::string& name, const std::string& option = "--update");
 std::string to_string(DenseUpdate update);
 
 /// Scalars of one update, H <- H / tau + alpha u u' + beta (s u' + u s') + gamma s s' with
@@ -103,6 +105,41 @@ struct BfgsOptions {
 
 /// Bytes the dense solver needs for d parameters of `element_size` bytes (H and its buffers).
 int64_t dense_bytes_needed(int64_t d, int64_t element_size);
+
+/// A dense inverse Hessian fed with curvature pairs from outside one line search: the global
+/// stage of plbfgs (--global-solver bfgs), whose pairs may span a preconditioner's move. The
+/// same update rules and safeguards as Bfgs: a pair with y's <= epsilon |y| |s| is skipped, and
+/// a direction that is not a descent direction restarts H from the identity.
+class DenseInverseHessian {
+ public:
+  explicit DenseInverseHessian(DenseUpdate update = DenseUpdate::kSsbroyden2,
+                               double curvature_epsilon = 1e-10);
+  /// Allocates H = I for x's size, dtype and device (keeps H when they match). Throws
+  /// InvalidArgument naming `option` when H needs more than `memory_limit_bytes` (0: the default).
+  void ensure(const torch::Tensor& x, int64_t memory_limit_bytes, const std::string& option);
+  /// Updates H with the pair (s, y). `Bs` is B s (B = H^-1) where it is known, e.g. -t g for
+  /// s = -t H g; undefined, the self-scaled rules make the plain BFGS update. Returns whether H
+  /// was updated.
+  bool push(const torch::Tensor& s, const torch::Tensor& y, const torch::Tensor& Bs);
+  /// -H g and its slope; where that is no descent direction, H restarts from I and -g is returned.
+  LbfgsMemory::Direction descent_direction(const torch::Tensor& g);
+  void reset();  ///< H = I (keeps the counters)
+  bool identity() const { return identity_; }
+  int64_t skipped() const { return skipped_; }
+  int64_t restarts() const { return restarts_; }
+  int64_t scaled() const { return scaled_; }
+  const torch::Tensor& matrix() const { return H_; }  ///< upper triangle on the CPU
+
+  void save(torch::serialize::OutputArchive& archive, const std::string& prefix) const;
+  void load(torch::serialize::InputArchive& archive, const std::string& prefix);
+
+ private:
+  DenseUpdate update_;
+  double epsilon_;
+  torch::Tensor H_;
+  bool identity_ = true;
+  int64_t skipped_ = 0, restarts_ = 0, scaled_ = 0;
+};
 
 class Bfgs final : public Solver {
  public:

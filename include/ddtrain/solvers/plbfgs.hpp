@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "ddtrain/solver.hpp"
+#include "ddtrain/solvers/bfgs.hpp"
 #include "ddtrain/solvers/evaluation_cache.hpp"
 #include "ddtrain/solvers/lbfgs_memory.hpp"
 #include "ddtrain/solvers/line_search.hpp"
@@ -31,8 +32,10 @@ enum class PlbfgsVariant { kAdditive, kMultiplicative };
 PlbfgsVariant parse_plbfgs_variant(const std::string& name);  // "additive" | "multiplicative"
 std::string to_string(PlbfgsVariant variant);
 
-enum class LocalSolverType { kLbfgs, kAdam, kSgd };
-LocalSolverType parse_local_solver(const std::string& name);  // "lbfgs" | "adam" | "sgd"
+/// The optimizer of one subdomain. kBfgs keeps a dense inverse Hessian H_s of its block
+/// (d_s x d_s), so the decomposition needs the sum of d_s^2 values where one dense H needs d^2.
+enum class LocalSolverType { kLbfgs, kAdam, kSgd, kBfgs };
+LocalSolverType parse_local_solver(const std::string& name);  // "lbfgs" | "adam" | "sgd" | "bfgs"
 std::string to_string(LocalSolverType type);
 
 /// How the additive variant turns the subdomain corrections c_s into θ_{k+½}.
@@ -63,6 +66,14 @@ enum class SecantPair {
 SecantPair parse_secant_pair(const std::string& name);  // "preconditioned" | "global"
 std::string to_string(SecantPair pair);
 
+/// The quasi-Newton memory of the global stage.
+enum class GlobalSolverType {
+  kLbfgs,  ///< "lbfgs": `history` pairs, two-loop recursion
+  kBfgs,   ///< "bfgs": a dense d x d inverse Hessian with the `global_update` rule
+};
+GlobalSolverType parse_global_solver(const std::string& name);  // "lbfgs" | "bfgs"
+std::string to_string(GlobalSolverType type);
+
 struct PlbfgsOptions {
   PlbfgsVariant variant = PlbfgsVariant::kAdditive;  ///< --variant
   LocalSolverType local_solver = LocalSolverType::kLbfgs;  ///< --local-solver
@@ -71,7 +82,9 @@ struct PlbfgsOptions {
   /// memories it took multiplicative 3 subdomains from rel. L2 0.19 (10) to 0.05 (50) in the
   /// same 60 s (Allen–Cahn, N_f 2,000; examples/allen_cahn/README.md).
   int local_history = 50;
-  LineSearchOptions local_line_search;  ///< local L-BFGS line search (strong Wolfe)
+  /// --local-update: the update rule of the dense local solver (local_solver kBfgs only).
+  DenseUpdate local_update = DenseUpdate::kSsbroyden2;
+  LineSearchOptions local_line_search;  ///< local L-BFGS / BFGS line search (strong Wolfe)
   /// --local-lr: Adam / SGD learning rate, L-BFGS initial trial step; 0 = the local solver's
   /// default (Adam 1e-3, SGD 1e-2, L-BFGS 1).
   double local_learning_rate = 0;
@@ -81,6 +94,9 @@ struct PlbfgsOptions {
   /// configuration near rel. L2 0.57 where keeping reached 0.05-0.27 in the same time
   /// (examples/allen_cahn/README.md).
   bool reset_local_memory = false;
+  GlobalSolverType global_solver = GlobalSolverType::kLbfgs;  ///< --global-solver
+  /// --global-update: the dense update rule of the global stage (global_solver kBfgs only).
+  DenseUpdate global_update = DenseUpdate::kSsbroyden2;
   int history = 10;              ///< --history: global L-BFGS memory pairs m
   LineSearchOptions line_search; ///< global line searches (strong Wolfe, c1 1e-4, c2 0.9)
   SecantPair secant_pair = SecantPair::kPreconditionedPoints;  ///< --secant-pair
@@ -105,6 +121,11 @@ class Plbfgs final : public Solver {
 
   const PlbfgsOptions& options() const { return options_; }
   const LbfgsMemory& memory() const { return memory_; }
+  /// The global stage's dense inverse Hessian (global_solver kBfgs; undefined matrix before).
+  const DenseInverseHessian& dense_memory() const { return dense_; }
+  /// Global bfgs: skipped_global_updates, global_restarts, scaled_global_updates; and the local
+  /// solvers' counters prefixed "local_", summed over the subdomains this rank solved.
+  std::vector<std::pair<std::string, int64_t>> counters() const override;
 
   /// The additive preconditioner's combined correction at x for the "sum" combination:
   /// Σ_s c_s over all subdomains (this rank solves the ones it owns, then one accumulate over
@@ -129,10 +150,18 @@ class Plbfgs final : public Solver {
   /// Strong-Wolfe search along d from x (loss_, gradient_ at x); moves x on a decrease.
   bool search_along(Objective& objective, torch::Tensor& x, const torch::Tensor& d, double t0,
                     Stage& stage);
+  // The global memory, L-BFGS or dense (global_solver).
+  void push_global_pair(const torch::Tensor& s, const torch::Tensor& y);
+  torch::Tensor global_direction(const torch::Tensor& g);
+  bool global_memory_empty() const;
+  void reset_global_memory();
   Solver& local_solver(int s);
 
   PlbfgsOptions options_;
   LbfgsMemory memory_;
+  DenseInverseHessian dense_;
+  /// B s of previous_step_ for the dense global memory: -t g for s = -t H g.
+  torch::Tensor previous_curvature_;
   CommunicatorPtr self_;
   EvaluationCache cache_;  ///< loss and gradient at the last step's end
   double loss_ = 0;        ///< at the current x
