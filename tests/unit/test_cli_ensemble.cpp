@@ -189,6 +189,30 @@ TEST(EnsembleMpi, FunctionFitAndAllenCahnMembersEqualTheirSerialRuns) {
                                    {{"diffusion", {"1e-4", "1e-3"}}, {"reaction", {"5", "3"}}});
 }
 
+TEST(EnsembleMpi, EveryMemberResumesFromItsCheckpoint) {
+  // Each member keeps its own history in its checkpoint: a run resumed after 3 epochs ends with
+  // every member's history equal to that of one run of 6.
+  const fs::path dir = scratch("ensemble_resume");
+  const std::string run = mpirun(2) + DDTRAIN_CLI_PATH +
+                          " train --problem poisson1d --solver lbfgs --precision float64 --nf 32 --depth 2 --width 8"
+                          " --metric-every 2 --threads 1 --quiet --ensemble --rhs-frequency 1,3 --out ";
+  ASSERT_EQ(system_logged(run + (dir / "whole").string() + " --epochs 6", dir / "log_whole"), 0)
+      << slurp(dir / "log_whole");
+  ASSERT_EQ(system_logged(run + (dir / "part").string() + " --epochs 3", dir / "log_part"), 0)
+      << slurp(dir / "log_part");
+  ASSERT_EQ(system_logged(mpirun(2) + DDTRAIN_CLI_PATH + " train --resume " + (dir / "part").string() + " --epochs 6",
+                          dir / "log_resume"),
+            0)
+      << slurp(dir / "log_resume");
+  for (const char* member : {"0", "1"}) {
+    const auto whole = trajectory(dir / "whole" / "members" / member / "history.csv");
+    EXPECT_EQ(whole.size(), 7u) << member;  // header and 6 rows
+    EXPECT_EQ(trajectory(dir / "part" / "members" / member / "history.csv"), whole) << "member " << member;
+  }
+  EXPECT_EQ(read_json(dir / "part" / "summary.json")["members"][1]["final_loss"],
+            read_json(dir / "whole" / "summary.json")["members"][1]["final_loss"]);
+}
+
 TEST(EnsembleMpi, AListOfAnotherLengthThanTheRanksIsOneErrorLine) {
   const fs::path dir = scratch("ensemble_mpi_mismatch");
   const int status = system_logged(mpirun(2) + DDTRAIN_CLI_PATH +
