@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Issue 21 item 4: the best plain solvers against the preconditioned (parameter-decomposition)
+# variants at equal wall time, on Allen-Cahn, Burgers and Klein-Gordon, every run on the same
+# number of MPI ranks (the plain solvers data-parallel over them). The solver order rotates from
+# problem to problem. Writes OUT/table.md (rel. L2 at the end, and when each run first reached
+# the best plain solver's final error) and one run directory per row.
+#
+# Usage: bench/pinn_comparison.sh [BUILD_DIR] [OUT_DIR]
+# Environment: SECONDS_PER_RUN (60), RANKS (2), PROBLEMS ("allen_cahn burgers klein_gordon").
+# Run it on an otherwise idle machine: the table is a comparison of wall times.
+set -euo pipefail
+build=${1:-build}
+out=${2:-runs/pinn-comparison}
+seconds=${SECONDS_PER_RUN:-60}
+ranks=${RANKS:-2}
+python=/usr/bin/python3
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$out"
+export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+launch=(mpirun -np "$ranks" --oversubscribe)
+[[ "$ranks" == 1 ]] && launch=()
+
+# The network, points and constraints of each problem's example configuration.
+declare -A problem_args=(
+  [allen_cahn]="--problem allen_cahn --model fc --depth 3 --width 30 --fourier-modes 1 --ic-decay 10 --nf 3000 --rad-every 1000 --rad-c 1"
+  [burgers]="--problem burgers --constraints hard --model resnet --depth 4 --width 20 --nf 2000 --sampling lhs"
+  [klein_gordon]="--problem klein_gordon --constraints soft --ic-weight 100 --bc-weight 100 --model resnet --depth 4 --width 20 --nf 2000 --n0 256 --nb 256 --sampling lhs"
+)
+# Plain solvers first in the list: the table's target is the best plain final error.
+solvers=(
+  "lbfgs|--solver lbfgs --history 50"
+  "bfgs|--solver bfgs --update ssbroyden2"
+  "additive-dense|--solver plbfgs --variant additive --subdomains 3 --local-solver bfgs --global-solver bfgs --local-steps 5"
+  "multiplicative-dense|--solver plbfgs --variant multiplicative --subdomains 3 --local-solver bfgs --global-solver bfgs --local-steps 5"
+)
+common="--precision float64 --metric-every 50 --threads 1 --quiet --overwrite --time-limit $seconds"
+echo "# $(date -u '+%F %T') UTC; $(uname -srm); nproc $(getconf _NPROCESSORS_ONLN); $ranks ranks; ${seconds} s per run" | tee "$out/header.txt"
+rotation=0
+for problem in ${PROBLEMS:-allen_cahn burgers klein_gordon}; do
+  mkdir -p "$out/$problem"
+  n=${#solvers[@]}
+  for ((i = 0; i < n; ++i)); do
+    row=${solvers[$(((i + rotation) % n))]}
+    name=${row%%|*} args=${row#*|}
+    echo "$problem $name (load $(cut -d' ' -f1 /proc/loadavg))"
+    # shellcheck disable=SC2086
+    "${launch[@]}" "$build/ddtrain" train ${problem_args[$problem]} $args $common \
+      --out "$out/$problem/$name" > "$out/$problem/$name.log" 2>&1 || echo "  failed: see $out/$problem/$name.log"
+  done
+  rotation=$((rotation + 1))
+done
+"$python" "$here/pinn_comparison_table.py" "$out" | tee "$out/table.md"
