@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "ddtrain/error.hpp"
 #include "ddtrain/flat_parameters.hpp"
 
 namespace ddtrain {
@@ -23,6 +24,19 @@ inline Range balanced_share(int64_t n, const Shard& shard) {
   const int64_t base = n / shard.count, extra = n % shard.count;
   const int64_t begin = shard.index * base + std::min<int64_t>(shard.index, extra);
   return {begin, begin + base + (shard.index < extra ? 1 : 0)};
+}
+
+/// Rows `rows` of `tensor` (the tensor itself when they are all of it).
+inline torch::Tensor rows_of(const torch::Tensor& tensor, const Range& rows) {
+  if (rows.begin == 0 && rows.end == tensor.size(0)) return tensor;
+  return tensor.narrow(0, rows.begin, rows.size());
+}
+
+/// Checks part / parts and returns the rows of n that part_loss(part, parts) covers.
+inline Range part_rows(int64_t n, int64_t part, int64_t parts) {
+  DDTRAIN_CHECK(parts >= 1 && part >= 0 && part < parts, InvalidArgument, "part ", part, " of ",
+                parts, " does not exist");
+  return balanced_share(n, Shard{static_cast<int>(part), static_cast<int>(parts)});
 }
 
 struct Metric {
@@ -53,6 +67,10 @@ class Problem {
   /// effect on the model's state: what the data subdomains of SAPTS use, whose local solves run
   /// independently on each rank (and one after another in a serial emulation). Default: loss().
   virtual torch::Tensor local_loss(const torch::Tensor& indices) { return loss(indices); }
+  /// True when a sample's loss depends on the other samples of its batch (synchronized batch
+  /// norm): then the micro-batch losses do not add up to the mini-batch loss, and SAPTS
+  /// evaluates the global objective separately (StepContext::data_subdomains_add_up).
+  virtual bool couples_samples() const { return false; }
   /// Fixed data blocks for a rank-count-independent reduction (full batch; `--blocks`): this
   /// process holds blocks [first, first + local) of `total`. total == 0: the problem has none
   /// and loss() is evaluated as one piece.
@@ -67,6 +85,17 @@ class Problem {
   virtual torch::Tensor block_loss(int64_t i) {
     (void)i;
     return loss(torch::Tensor());
+  }
+  /// Full batch: can loss() be cut into parts of this shard's points (part_loss)? Lets the
+  /// driver spread the global evaluations of parameter-subdomain groups over all ranks.
+  virtual bool splits_points() const { return false; }
+  /// The loss of part `part` of `parts` (contiguous, balanced) of this shard's points; the
+  /// parts add up to loss() (terms on other point sets, such as soft constraints, go to part
+  /// 0). Only where splits_points(); throws InvalidArgument otherwise.
+  virtual torch::Tensor part_loss(int64_t part, int64_t parts) {
+    (void)part;
+    (void)parts;
+    throw InvalidArgument("problem '" + name() + "' cannot evaluate a part of its points");
   }
   /// Test metric (rel. L2 error on the reference grid, test accuracy, ...).
   virtual Metric evaluate() = 0;

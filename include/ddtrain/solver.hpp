@@ -26,7 +26,13 @@ struct DataSubdomain {
 /// Everything a step may use. Built by the driver (or by an embedding user).
 struct StepContext {
   /// The global objective on the current batch (data-parallel; identical value on all ranks).
+  /// With parameter-subdomain groups the driver spreads it over ALL ranks, each a share of the
+  /// batch, so no group repeats another's work (see group_objective).
   Objective* objective = nullptr;
+  /// The same function evaluated by this rank's data-parallel group alone: what work that the
+  /// groups do independently (local solves on parameter subdomains) must use, as a collective
+  /// over all ranks cannot run inside it. Null: `objective` serves both.
+  Objective* group_objective = nullptr;
   /// Communicator over which subdomain owners `accumulate` corrections (size 1 if none).
   CommunicatorPtr accumulate_comm;
   /// Parameter subdomains (PLBFGS, APTS); this rank owns s where s % owners == owner.
@@ -39,10 +45,20 @@ struct StepContext {
   /// The ranks sharing the data-parallel objective, i.e. the owners of the data subdomains
   /// (SAPTS accumulates its local corrections over it). Null means this rank alone.
   CommunicatorPtr data_comm;
+  /// True when the data subdomains add up to the global objective: sum_i weight_i f_i over the
+  /// ranks of data_comm IS `objective` (every sample's loss independent of the other samples
+  /// of its batch; not so with synchronized batch norm). SAPTS then assembles the global loss
+  /// and gradient from the micro-batch evaluations it needs anyway (one allreduce) instead of
+  /// evaluating the same samples twice. The driver sets it; false is always safe.
+  bool data_subdomains_add_up = false;
   /// Changes whenever the batch (and so the objective) changes; solvers key caches on it.
   uint64_t batch_id = 0;
 
   bool owns_subdomain(int s) const { return s % owners == owner; }
+  /// The objective that a subdomain's local solve restricts (group_objective or objective).
+  Objective& subdomain_objective() const {
+    return group_objective != nullptr ? *group_objective : *objective;
+  }
 };
 
 /// An optimizer: one outer iteration per step(); options are fixed at construction.

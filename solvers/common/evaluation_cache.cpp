@@ -17,7 +17,19 @@ bool EvaluationCache::lookup(uint64_t batch_id, const torch::Tensor& x, double& 
 double EvaluationCache::start_step(StepSummary& summary, uint64_t batch_id, Objective& objective,
                                    const torch::Tensor& x, double radius, double& loss,
                                    torch::Tensor& gradient) {
-  summary.gradient_evaluations += fetch(batch_id, objective, x, loss, gradient);
+  return start_step(
+      summary, batch_id, [&objective, &x](torch::Tensor& g) { return objective.evaluate(x, &g); },
+      x, radius, loss, gradient);
+}
+
+double EvaluationCache::start_step(StepSummary& summary, uint64_t batch_id,
+                                   const Evaluation& evaluate, const torch::Tensor& x,
+                                   double radius, double& loss, torch::Tensor& gradient) {
+  if (!lookup(batch_id, x, loss, gradient)) {
+    gradient = torch::empty_like(x);
+    loss = evaluate(gradient);
+    ++summary.gradient_evaluations;
+  }
   summary.loss = loss;
   summary.radius = radius;
   const double gradient_max = gradient.abs().max().item<double>();  // NaN if any entry is

@@ -303,7 +303,7 @@ void Plbfgs::prepare(const StepContext& context, const torch::Tensor& x) {
 
 torch::Tensor Plbfgs::solve_local(StepContext& context, int s, const torch::Tensor& x,
                                   Stage& stage) {
-  SubdomainObjective objective(*context.objective, (*context.partition)[s].ranges, x);
+  SubdomainObjective objective(context.subdomain_objective(), (*context.partition)[s].ranges, x);
   Solver& solver = local_solver(s);
   if (options_.reset_local_memory) solver.reset();
   StepContext local;

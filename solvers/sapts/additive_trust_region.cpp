@@ -19,6 +19,14 @@ FirstOrderConsistentObjective::FirstOrderConsistentObjective(Objective& local,
   correction_ = g - local_gradient;
 }
 
+FirstOrderConsistentObjective::FirstOrderConsistentObjective(Objective& local,
+                                                             const torch::Tensor& x0,
+                                                             const torch::Tensor& g,
+                                                             double value_at_x0,
+                                                             const torch::Tensor& gradient_at_x0)
+    : local_(local), x0_(x0.clone()), correction_(g - gradient_at_x0),
+      value_at_center_(value_at_x0) {}
+
 double FirstOrderConsistentObjective::evaluate(const torch::Tensor& y, torch::Tensor* gradient) {
   count(gradient != nullptr);
   const double value = local_.evaluate(y, gradient);
@@ -148,8 +156,10 @@ StepSummary AdditiveTrustRegion::step(StepContext& context, torch::Tensor& x) {
   // 1. Loss and gradient of the global (data-parallel) objective at x_k.
   double loss = 0;
   torch::Tensor gradient;
-  const double gradient_max =
-      cache_.start_step(summary, context.batch_id, objective, x, global_.radius(), loss, gradient);
+  const double gradient_max = cache_.start_step(
+      summary, context.batch_id,
+      [this, &context, &x](torch::Tensor& g) { return evaluate_global(context, x, g); }, x,
+      global_.radius(), loss, gradient);
   if (std::isnan(gradient_max)) return summary;
   growth_.record(loss);
   if (gradient_max <= options_.gradient_tolerance) {

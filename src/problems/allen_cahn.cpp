@@ -401,28 +401,40 @@ torch::Tensor AllenCahnProblem::residual(const torch::Tensor& xt) {
 void AllenCahnProblem::update_causal_weights(const torch::Tensor& squared_residual) {
   if (causal_weights_.defined()) return;
   // From the detached per-bin mean losses; exclusive cumulative sum: bin 0 has weight 1.
-  const torch::Tensor r2 = squared_residual.detach();
+  torch::Tensor r2;
+  if (squared_residual.defined()) {
+    r2 = squared_residual.detach();
+  } else {  // a part is evaluated first: the weights still come from all points
+    torch::NoGradGuard no_grad;
+    r2 = (derivatives_ == Derivatives::kFused ? fused_loss_->residuals(residual_points_)
+                                              : residual(residual_points_))
+             .detach()
+             .square();
+  }
   const torch::Tensor bin_mean =
       torch::zeros({options_.causal_bins}, r2.options()).index_add_(0, residual_bins_, r2) /
       residual_bin_counts_.clamp_min(1);
   causal_weights_ = torch::exp(-options_.causal_epsilon * (bin_mean.cumsum(0) - bin_mean));
 }
 
-torch::Tensor AllenCahnProblem::residual_term(const torch::Tensor& squared_residual) {
+torch::Tensor AllenCahnProblem::residual_term(const torch::Tensor& squared_residual, const Range& rows) {
   if (options_.causal_epsilon <= 0) return squared_residual.sum() / residual_count_;
-  update_causal_weights(squared_residual);
-  return (causal_weights_.index_select(0, residual_bins_) * squared_residual).sum() / residual_count_;
+  const bool all = rows.size() == residual_points_.size(0);
+  update_causal_weights(all ? squared_residual : torch::Tensor());
+  return (causal_weights_.index_select(0, rows_of(residual_bins_, rows)) * squared_residual).sum() /
+         residual_count_;
 }
 
-torch::Tensor AllenCahnProblem::fused_residual_term() {
+torch::Tensor AllenCahnProblem::fused_residual_term(const Range& rows) {
   torch::Tensor weights;
   if (options_.causal_epsilon > 0) {
     // The epoch's first evaluation needs the residuals before the weighted pass: one extra
     // forward-only pass per epoch.
     if (!causal_weights_.defined()) update_causal_weights(fused_loss_->residuals(residual_points_).square());
-    weights = causal_weights_.index_select(0, residual_bins_);
+    weights = causal_weights_.index_select(0, rows_of(residual_bins_, rows));
   }
-  return (*fused_loss_)(residual_points_, 1.0 / static_cast<double>(residual_count_), weights);
+  return (*fused_loss_)(rows_of(residual_points_, rows), 1.0 / static_cast<double>(residual_count_),
+                        weights);
 }
 
 torch::Tensor AllenCahnProblem::soft_constraint_terms() {
@@ -447,14 +459,24 @@ torch::Tensor AllenCahnProblem::soft_constraint_terms() {
 torch::Tensor AllenCahnProblem::loss(const torch::Tensor& indices) {
   DDTRAIN_CHECK(!indices.defined(), InvalidArgument,
                 "allen_cahn is a full-batch problem: loss() takes no sample indices");
+  return rows_loss({0, residual_points_.size(0)}, true);
+}
+
+torch::Tensor AllenCahnProblem::part_loss(int64_t part, int64_t parts) {
+  return rows_loss(part_rows(residual_points_.size(0), part, parts), part == 0);
+}
+
+torch::Tensor AllenCahnProblem::rows_loss(const Range& rows, bool with_constraints) {
+  const bool soft = with_constraints && options_.constraints == Constraints::kSoft;
+  if (rows.size() == 0 && !soft) return torch::zeros({}, residual_points_.options().requires_grad(false));
   // Autograd derivatives need a graph even in no-grad mode (see allen_cahn_residual); Taylor
   // mode follows the caller's mode (no graph at all under NoGradGuard).
-  if (derivatives_ == Derivatives::kFused) return fused_residual_term();  // hard constraints
+  if (derivatives_ == Derivatives::kFused) return fused_residual_term(rows);  // hard constraints
   torch::AutoGradMode enable_grad(derivatives_ == Derivatives::kAutograd ||
                                   torch::GradMode::is_enabled());
-  const torch::Tensor r = residual(residual_points_);
-  torch::Tensor loss = residual_term(r.square());
-  if (options_.constraints == Constraints::kSoft) loss = loss + soft_constraint_terms();
+  torch::Tensor loss;
+  if (rows.size() > 0) loss = residual_term(residual(rows_of(residual_points_, rows)).square(), rows);
+  if (soft) loss = loss.defined() ? loss + soft_constraint_terms() : soft_constraint_terms();
   return loss;
 }
 

@@ -236,10 +236,22 @@ torch::Tensor SpaceTimePinnProblem::soft_constraint_terms() {
 torch::Tensor SpaceTimePinnProblem::loss(const torch::Tensor& indices) {
   DDTRAIN_CHECK(!indices.defined(), InvalidArgument, name(),
                 " is a full-batch problem: loss() takes no sample indices");
+  return rows_loss({0, residual_points_.size(0)}, true);
+}
+
+torch::Tensor SpaceTimePinnProblem::part_loss(int64_t part, int64_t parts) {
+  return rows_loss(part_rows(residual_points_.size(0), part, parts), part == 0);
+}
+
+torch::Tensor SpaceTimePinnProblem::rows_loss(const Range& rows, bool with_constraints) {
+  const bool soft = with_constraints && common_.constraints == Constraints::kSoft;
+  if (rows.size() == 0 && !soft) return torch::zeros({}, residual_points_.options().requires_grad(false));
   // Autograd derivatives need a graph even in no-grad mode; Taylor mode follows the caller.
   torch::AutoGradMode enable_grad(derivatives_ == Derivatives::kAutograd || torch::GradMode::is_enabled());
-  torch::Tensor loss = residual(residual_points_).square().sum() / static_cast<double>(residual_count_);
-  if (common_.constraints == Constraints::kSoft) loss = loss + soft_constraint_terms();
+  torch::Tensor loss;
+  if (rows.size() > 0)
+    loss = residual(rows_of(residual_points_, rows)).square().sum() / static_cast<double>(residual_count_);
+  if (soft) loss = loss.defined() ? loss + soft_constraint_terms() : soft_constraint_terms();
   return loss;
 }
 

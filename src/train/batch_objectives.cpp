@@ -1,5 +1,7 @@
 #include "batch_objectives.hpp"
 
+#include <algorithm>
+
 namespace ddtrain::driver {
 
 BatchObjectives::BatchObjectives(Problem& problem, const Layout& layout, const Partition* partition,
@@ -33,6 +35,7 @@ void BatchObjectives::set_full_batch() {
     local_ = std::make_unique<LocalObjective>(problem_.parameters(),
                                               [this] { return problem_.loss(torch::Tensor()); });
     global_ = std::make_unique<DistributedObjective>(*local_, layout_.data);
+    spread_points_over_groups();
     return;
   }
   std::vector<Objective*> pointers;
@@ -41,8 +44,52 @@ void BatchObjectives::set_full_batch() {
         problem_.parameters(), [this, i] { return problem_.block_loss(i); }));
     pointers.push_back(block_objectives_.back().get());
   }
+  spread_blocks_over_groups(pointers, blocks.first, blocks.total);
   global_ = std::make_unique<OrderedDistributedObjective>(std::move(pointers), blocks.first,
                                                           blocks.total, layout_.data);
+}
+
+/// The ranks of the other groups with this data rank hold the same blocks: group g evaluates
+/// the g-th consecutive chunk of them. Every block still has one evaluator over all ranks, so
+/// the ordered sum stays the serial one, bit for bit.
+void BatchObjectives::spread_blocks_over_groups(const std::vector<Objective*>& local_blocks,
+                                                int64_t first, int64_t total) {
+  all_ranks_global_.reset();
+  const int64_t groups = layout_.groups, local = static_cast<int64_t>(local_blocks.size());
+  if (groups == 1 || local < groups) return;
+  const int64_t g = layout_.group;
+  const int64_t begin = g * (local / groups) + std::min(g, local % groups);
+  const int64_t size = local / groups + (g < local % groups ? 1 : 0);
+  std::vector<Objective*> chunk(local_blocks.begin() + begin, local_blocks.begin() + begin + size);
+  all_ranks_global_ = std::make_unique<OrderedDistributedObjective>(std::move(chunk), first + begin,
+                                                                    total, layout_.world);
+}
+
+/// Full batch in one piece per data rank: group g evaluates part g of the shard's points.
+void BatchObjectives::spread_points_over_groups() {
+  all_ranks_global_.reset();
+  if (layout_.groups == 1 || !problem_.splits_points()) return;
+  all_ranks_local_ = std::make_unique<LocalObjective>(problem_.parameters(), [this] {
+    return problem_.part_loss(layout_.group, layout_.groups);
+  });
+  all_ranks_global_ = std::make_unique<DistributedObjective>(*all_ranks_local_, layout_.world);
+}
+
+/// Mini-batch: world rank w evaluates the w-th consecutive slice of the batch (every rank holds
+/// all samples). Not with batch norm, whose statistics are synchronized over the data group.
+void BatchObjectives::spread_mini_batch_over_all_ranks(const torch::Tensor& indices) {
+  all_ranks_global_.reset();
+  if (layout_.groups == 1 || problem_.couples_samples()) return;
+  const int64_t ranks = layout_.world->size(), me = layout_.world->rank(), b = indices.numel();
+  const int64_t begin = me * (b / ranks) + std::min(me, b % ranks);
+  const int64_t size = b / ranks + (me < b % ranks ? 1 : 0);
+  all_ranks_share_ = size > 0 ? indices.narrow(0, begin, size) : torch::Tensor();
+  const double share = static_cast<double>(size) / static_cast<double>(b);
+  all_ranks_local_ = std::make_unique<LocalObjective>(problem_.parameters(), [this, share]() {
+    if (!all_ranks_share_.defined()) return torch::zeros({}, problem_.parameters().options());
+    return problem_.loss(all_ranks_share_) * share;
+  });
+  all_ranks_global_ = std::make_unique<DistributedObjective>(*all_ranks_local_, layout_.world);
 }
 
 /// Mini-batch `indices` split into num_data_subdomains contiguous micro-batches; data rank r
@@ -71,6 +118,9 @@ void BatchObjectives::set_mini_batch(const torch::Tensor& indices) {
     return problem_.loss(owned_) * share;
   });
   global_ = std::make_unique<DistributedObjective>(*local_, layout_.data);
+  spread_mini_batch_over_all_ranks(indices);
+  // loss() is a mean: the micro-batches' weighted losses add up to the share above.
+  context_.data_subdomains_add_up = !problem_.couples_samples();
   for (const auto& m : micro_indices_) {
     torch::Tensor idx = m.indices;
     micro_.push_back(std::make_unique<LocalObjective>(problem_.parameters(),
@@ -79,7 +129,8 @@ void BatchObjectives::set_mini_batch(const torch::Tensor& indices) {
 }
 
 void BatchObjectives::fill_context() {
-  context_.objective = global_.get();
+  context_.objective = all_ranks_global_ ? all_ranks_global_.get() : global_.get();
+  context_.group_objective = all_ranks_global_ ? global_.get() : nullptr;
   context_.data_subdomains.clear();
   for (size_t k = 0; k < micro_.size(); ++k) {
     context_.data_subdomains.push_back(

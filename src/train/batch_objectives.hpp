@@ -30,6 +30,14 @@ class BatchObjectives {
   };
   void set_full_batch();
   void set_mini_batch(const torch::Tensor& indices);
+  /// With parameter-subdomain groups, the global objective over all ranks (each evaluates a
+  /// share no other rank evaluates); global_ keeps the group's own. Left null where the data
+  /// cannot be split further: a problem without part_loss, fewer local blocks than groups,
+  /// samples coupled by batch norm.
+  void spread_points_over_groups();
+  void spread_blocks_over_groups(const std::vector<Objective*>& local_blocks, int64_t first,
+                                 int64_t total);
+  void spread_mini_batch_over_all_ranks(const torch::Tensor& indices);
   void fill_context();
 
   Problem& problem_;
@@ -38,7 +46,10 @@ class BatchObjectives {
   torch::Tensor owned_;
   std::vector<Micro> micro_indices_;
   std::unique_ptr<LocalObjective> local_;
-  std::unique_ptr<Objective> global_;
+  std::unique_ptr<Objective> global_;  // over this rank's data group
+  torch::Tensor all_ranks_share_;
+  std::unique_ptr<LocalObjective> all_ranks_local_;  // this rank's part of the global objective
+  std::unique_ptr<Objective> all_ranks_global_;  // null: global_ is the global objective
   std::vector<std::unique_ptr<LocalObjective>> micro_;
   std::vector<std::unique_ptr<LocalObjective>> block_objectives_;
 };

@@ -287,6 +287,51 @@ TEST(AllenCahnShards, StrongScalingLossSharesSumToTheSerialLoss) {
   }
 }
 
+// The parts a parameter-subdomain group evaluates of the global stage add up to the loss and
+// its gradient, for every derivative path, soft constraints and causal weights; a fresh
+// problem whose first evaluation is a part takes its causal weights from all points.
+TEST(AllenCahnShards, PartLossesAddUpToTheLoss) {
+  struct Case {
+    const char* name;
+    Constraints constraints;
+    Derivatives derivatives;
+    double causal_epsilon;
+  };
+  for (const Case& c : {Case{"hard fused", Constraints::kHard, Derivatives::kFused, 0.0},
+                        Case{"hard taylor", Constraints::kHard, Derivatives::kTaylor, 0.0},
+                        Case{"soft autograd", Constraints::kSoft, Derivatives::kAutograd, 0.0},
+                        Case{"hard fused causal", Constraints::kHard, Derivatives::kFused, 2.0},
+                        Case{"soft taylor causal", Constraints::kSoft, Derivatives::kTaylor, 2.0}}) {
+    SCOPED_TRACE(c.name);
+    AllenCahnOptions o = tiny_options(c.constraints);
+    o.derivatives = c.derivatives;
+    o.causal_epsilon = c.causal_epsilon;
+    AllenCahnProblem whole(o, small_reference());
+    AllenCahnProblem parts(o, small_reference());
+    ASSERT_TRUE(parts.splits_points());
+    const torch::Tensor x = whole.parameters().values().clone();
+    torch::Tensor expected = torch::zeros_like(x);
+    LocalObjective whole_objective(whole.parameters(), [&] { return whole.loss({}); });
+    const double expected_loss = whole_objective.evaluate(x, &expected);
+    double loss = 0;
+    torch::Tensor gradient = torch::zeros_like(x);
+    const int count = 3;
+    for (int part = 0; part < count; ++part) {
+      LocalObjective objective(parts.parameters(), [&] { return parts.part_loss(part, count); });
+      torch::Tensor g = torch::zeros_like(x);
+      loss += objective.evaluate(x, &g);
+      gradient += g;
+    }
+    EXPECT_NEAR(loss, expected_loss, 1e-12 * expected_loss);
+    EXPECT_LT((gradient - expected).abs().max().item<double>(),
+              1e-12 * expected.abs().max().item<double>());
+  }
+  AllenCahnProblem problem(tiny_options(), small_reference());
+  EXPECT_THROW(problem.part_loss(3, 3), InvalidArgument);
+  // More parts than points: the empty parts add nothing.
+  EXPECT_EQ(problem.part_loss(500, 1000).item<double>(), 0.0);
+}
+
 // ---- the metric and the field output ------------------------------------------------------
 
 TEST(AllenCahnMetric, RelativeL2OfReferenceIsZeroAndOfZeroIsOne) {

@@ -221,8 +221,15 @@ TEST(Bfgs, SolvesAnIllConditionedQuadratic) {
     options.gradient_tolerance = 1e-10;
     Bfgs solver(options);
     torch::Tensor x = torch::zeros({d}, torch::kFloat64);
-    double loss = 0;
-    const int64_t iterations = solve(solver, objective, x, 500, &loss);
+    // It ends converged, or (depending on the BLAS's rounding; seen with Debian's OpenBLAS on
+    // one CPU) at the rounding floor of f, where no line search can decrease it any more.
+    int64_t iterations = 0;
+    StepSummary s;
+    while (iterations < 500 && (s = step(solver, objective, x)).termination == Termination::kRunning)
+      ++iterations;
+    EXPECT_TRUE(s.termination == Termination::kConverged ||
+                s.termination == Termination::kLineSearchFailure)
+        << to_string(update) << ": " << s.message;
     // f is O(10): its rounding limits |x - x*| to about sqrt(eps |f| / lambda_min) ~ 5e-8.
     EXPECT_LT((x - torch::linalg_solve(A, rhs)).abs().max().item<double>(), 1e-6)
         << to_string(update) << " after " << iterations << " iterations";

@@ -238,6 +238,24 @@ TEST(BurgersProblem, StrongScalingLossSharesSumToTheSerialLoss) {
   }
 }
 
+// The parts a parameter-subdomain group evaluates of the global stage add up to the loss.
+TEST(BurgersProblem, PartLossesAddUpToTheLoss) {
+  for (const Constraints constraints : {Constraints::kHard, Constraints::kSoft}) {
+    SCOPED_TRACE(to_string(constraints));
+    BurgersProblem problem(tiny_burgers(constraints));
+    ASSERT_TRUE(problem.splits_points());
+    const double whole = problem.loss({}).item<double>();
+    double sum = 0;
+    for (int part = 0; part < 4; ++part) sum += problem.part_loss(part, 4).item<double>();
+    EXPECT_NEAR(sum, whole, 1e-12 * whole);
+  }
+  KleinGordonProblem klein_gordon(tiny_klein_gordon(Constraints::kSoft));
+  const double whole = klein_gordon.loss({}).item<double>();
+  EXPECT_NEAR(klein_gordon.part_loss(0, 2).item<double>() + klein_gordon.part_loss(1, 2).item<double>(),
+              whole, 1e-12 * whole);
+  EXPECT_THROW(klein_gordon.part_loss(-1, 2), InvalidArgument);
+}
+
 TEST(BurgersProblem, OptionsAreValidatedWithOneLineNamingTheOption) {
   EXPECT_EQ(BurgersOptions{}.validate(), "");
   auto reason = [](auto change) {

@@ -125,6 +125,38 @@ TEST(Sapts, OneProcessWithNMicroBatchesReducesTheLoss) {
   }
 }
 
+// When the micro-batches add up to the global objective, step 1 is assembled from their
+// evaluations and the local objectives reuse them: the same iterates, N fewer evaluations.
+TEST(Sapts, MicroBatchesThatAddUpAreEvaluatedOncePerStep) {
+  const int n = 3;
+  auto run = [n](bool add_up, std::vector<StepSummary>& steps) {
+    TinyClassifier problem(48, 4);
+    MicroBatches batches(problem, torch::arange(48), n);
+    batches.context.data_subdomains_add_up = add_up;
+    Sapts solver;  // defaults: first order, no global pass, so no step starts from the cache
+    torch::Tensor x = problem.parameters->values().clone();
+    for (int k = 0; k < 12; ++k) steps.push_back(solver.step(batches.context, x));
+    return x;
+  };
+  std::vector<StepSummary> separate, assembled;
+  const torch::Tensor x_separate = run(false, separate);
+  const torch::Tensor x_assembled = run(true, assembled);
+  EXPECT_LE((x_assembled - x_separate).norm().item<double>(),
+            1e-12 * x_separate.norm().item<double>());
+  int accepted = 0;
+  for (size_t k = 0; k < separate.size(); ++k) {
+    SCOPED_TRACE("step " + std::to_string(k));
+    EXPECT_NEAR(assembled[k].loss, separate[k].loss, 1e-13 * separate[k].loss);
+    EXPECT_EQ(assembled[k].accepted, separate[k].accepted);
+    EXPECT_EQ(assembled[k].gradient_evaluations, separate[k].gradient_evaluations);
+    EXPECT_EQ(assembled[k].local_gradient_evaluations,
+              separate[k].local_gradient_evaluations - n);
+    accepted += assembled[k].accepted;
+  }
+  EXPECT_GT(accepted, 0);
+  EXPECT_LT(assembled.back().loss, assembled.front().loss);
+}
+
 TEST(Sapts, Float32WithLsr1ReducesTheLoss) {
   TinyClassifier problem(64, 1, torch::kFloat32);
   MicroBatches batches(problem, torch::arange(64), 4);

@@ -186,6 +186,10 @@ class AllenCahnProblem final : public Problem {
   int64_t global_num_samples() const override { return residual_count_; }
   /// This shard's share of the loss (every term's local sum / its global point count).
   torch::Tensor loss(const torch::Tensor& indices) override;
+  bool splits_points() const override { return true; }
+  /// The residual term of part `part` of `parts` of this shard's residual points (causal
+  /// weights from all of them), plus the soft-constraint terms in part 0.
+  torch::Tensor part_loss(int64_t part, int64_t parts) override;
   /// Relative L2 error on the reference grid: Metric{"rel_l2", value, false}.
   Metric evaluate() override;
   /// Draws new points when a resampling round or time-marching stage begins (also on resume),
@@ -223,10 +227,13 @@ class AllenCahnProblem final : public Problem {
   void set_residual_points(torch::Tensor points);
   /// The t-extent of the residual box at `epoch` (time marching), 1 without.
   double horizon_at(int64_t epoch) const;
-  torch::Tensor residual_term(const torch::Tensor& squared_residual);
-  /// The residual term by the fused loss (with the causal weights, renewed if needed).
-  torch::Tensor fused_residual_term();
-  /// Sets causal_weights_ from the squared residuals if they are not set for this epoch.
+  /// The loss on residual points `rows` (all: loss()), with the soft constraints or not.
+  torch::Tensor rows_loss(const Range& rows, bool with_constraints);
+  torch::Tensor residual_term(const torch::Tensor& squared_residual, const Range& rows);
+  /// The residual term of `rows` by the fused loss (with the causal weights, renewed if needed).
+  torch::Tensor fused_residual_term(const Range& rows);
+  /// Sets causal_weights_ from the squared residuals of ALL points if they are not set for
+  /// this epoch (`squared_residual`: of all points, or undefined to compute them).
   void update_causal_weights(const torch::Tensor& squared_residual);
   torch::Tensor soft_constraint_terms();
   /// Prediction on the reference grid (nx * nt, index i + nx * j), float64 CPU, no grad.

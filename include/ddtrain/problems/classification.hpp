@@ -77,6 +77,8 @@ class ClassificationProblem final : public Problem {
   /// loss() with batch-norm statistics of these indices only (no communication), leaving the
   /// running statistics untouched, so local solves on any rank count give the same result.
   torch::Tensor local_loss(const torch::Tensor& indices) override;
+  /// Batch norm couples the samples of a batch through its statistics.
+  bool couples_samples() const override { return options_.batch_norm; }
   /// Test accuracy in [0, 1] (evaluation mode, no gradients, chunks of eval_chunk).
   Metric evaluate() override;
   /// Mean cross-entropy over the whole training set in use, in evaluation mode (batch norm

@@ -127,6 +127,10 @@ class SpaceTimePinnProblem : public Problem {
   int64_t global_num_samples() const override { return residual_count_; }
   /// This shard's share of the loss (every term's local sum / its global point count).
   torch::Tensor loss(const torch::Tensor& indices) override;
+  bool splits_points() const override { return true; }
+  /// The residual term of part `part` of `parts` of this shard's residual points, plus the
+  /// soft-constraint terms in part 0.
+  torch::Tensor part_loss(int64_t part, int64_t parts) override;
   /// Relative L2 error on the reference grid: Metric{"rel_l2", value, false}.
   Metric evaluate() override;
   /// field.csv (reference, prediction, error on the reference grid) into `directory`.
@@ -168,6 +172,8 @@ class SpaceTimePinnProblem : public Problem {
  private:
   SpaceTimeFields network_fields(const torch::Tensor& points, FieldsWanted wanted);
   torch::Tensor soft_constraint_terms();
+  /// The loss on residual points `rows` (all: loss()), with the soft constraints or not.
+  torch::Tensor rows_loss(const Range& rows, bool with_constraints);
 
   PinnBenchmarkOptions common_;
   reference::ReferenceField reference_;

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 
 #include "ddtrain/objective.hpp"
 #include "ddtrain/solver.hpp"
@@ -31,6 +32,11 @@ class EvaluationCache {
   /// Returns the largest |gradient entry|, or marks the summary kNumericalFailure and returns
   /// NaN if the loss or the gradient is not finite.
   double start_step(StepSummary& summary, uint64_t batch_id, Objective& objective,
+                    const torch::Tensor& x, double radius, double& loss, torch::Tensor& gradient);
+  /// The same with the evaluation done by `evaluate` (writes the gradient into its argument,
+  /// returns the loss), for solvers that assemble the global gradient themselves (SAPTS).
+  using Evaluation = std::function<double(torch::Tensor& gradient)>;
+  double start_step(StepSummary& summary, uint64_t batch_id, const Evaluation& evaluate,
                     const torch::Tensor& x, double radius, double& loss, torch::Tensor& gradient);
   /// The end of a trust-region step at x (tr, sapts, apts alike): caches loss and gradient
   /// for the next step if the gradient is valid, and fills the summary's loss, gradient norm,

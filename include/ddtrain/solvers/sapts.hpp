@@ -14,6 +14,7 @@
 #include <limits>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "ddtrain/solver.hpp"
 #include "ddtrain/solvers/trust_region.hpp"
@@ -26,6 +27,9 @@ class FirstOrderConsistentObjective final : public Objective {
  public:
   /// Evaluates f and its gradient at x0 (one gradient evaluation of `local`).
   FirstOrderConsistentObjective(Objective& local, const torch::Tensor& x0, const torch::Tensor& g);
+  /// With f(x0) and grad f(x0) already known (no evaluation).
+  FirstOrderConsistentObjective(Objective& local, const torch::Tensor& x0, const torch::Tensor& g,
+                                double value_at_x0, const torch::Tensor& gradient_at_x0);
   int64_t dimension() const override { return local_.dimension(); }
   double evaluate(const torch::Tensor& y, torch::Tensor* gradient) override;
   torch::Tensor initial_point() const override { return x0_.clone(); }
@@ -116,8 +120,10 @@ using AptsOptions = AdditiveTrustRegionOptions;
 
 /// The outer iteration shared by SAPTS and APTS. Its StepSummary counts: gradient_evaluations
 /// = global ones (the start point unless cached, the combined trial when a gradient is needed
-/// afterwards, the global-pass trials); local_gradient_evaluations = this rank's local ones (for
-/// SAPTS one per owned micro-batch at x_k plus local trials); loss_evaluations = loss-only
+/// afterwards, the global-pass trials; for SAPTS the start point counts once even when it is
+/// assembled from the micro-batches); local_gradient_evaluations = this rank's local ones (local
+/// trials; for SAPTS also one per owned micro-batch at x_k when the start point came from the
+/// cache or the micro-batches do not add up to the global objective); loss_evaluations = loss-only
 /// trials, global and local. accepted = whether the combined step was accepted.
 class AdditiveTrustRegion : public Solver {
  public:
@@ -148,6 +154,12 @@ class AdditiveTrustRegion : public Solver {
   virtual CommunicatorPtr accumulation_comm(const StepContext& context) const = 0;
   /// Number of subdomains over all ranks (checked against the accumulated count).
   virtual int total_subdomains(const StepContext& context) const = 0;
+  /// Step 1's loss and gradient of the global objective at x (gradient allocated like x);
+  /// called only when the cache does not hold them. Default: one evaluation of the objective.
+  virtual double evaluate_global(StepContext& context, const torch::Tensor& x,
+                                 torch::Tensor& gradient) {
+    return context.objective->evaluate(x, &gradient);
+  }
 
   /// Up to local_steps local trust-region steps on `objective` from y (loss and gradient at y
   /// given), the cumulative displacement kept <= budget; y is moved, returns the local
@@ -165,12 +177,18 @@ class AdditiveTrustRegion : public Solver {
 /// "sapts": additive trust region over the data subdomains of StepContext (the micro-batches
 /// this rank owns, summed over StepContext::data_comm). Local radius and budget: Delta / N.
 /// With P = 1 rank owning all N micro-batches it computes the same iterates as P = N ranks.
+/// No sample is evaluated twice at x_k: when the data subdomains add up to the global objective
+/// (StepContext::data_subdomains_add_up) the global loss and gradient are the weighted sum of
+/// the owned micro-batches' evaluations, which the first-order-consistent local objectives
+/// then reuse; the combined trial is the data-parallel objective, each rank its share.
 class Sapts final : public AdditiveTrustRegion {
  public:
   explicit Sapts(AdditiveTrustRegionOptions options = SaptsOptions{})
       : AdditiveTrustRegion(std::move(options)) {}
   std::string name() const override { return "sapts"; }
   bool needs_data_subdomains() const override { return true; }
+  void reset() override;
+  void load_state(torch::serialize::InputArchive& archive) override;
 
  protected:
   LocalResult local_corrections(StepContext& context, const torch::Tensor& x, double loss,
@@ -182,6 +200,19 @@ class Sapts final : public AdditiveTrustRegion {
   int total_subdomains(const StepContext& context) const override {
     return context.num_data_subdomains;
   }
+  double evaluate_global(StepContext& context, const torch::Tensor& x,
+                         torch::Tensor& gradient) override;
+
+ private:
+  /// The owned micro-batches' loss and gradient at `x` on batch `batch_id`, in the order of
+  /// StepContext::data_subdomains (empty when step 1 came from the cache).
+  struct MicroBatchStart {
+    double loss;
+    torch::Tensor gradient;
+  };
+  std::vector<MicroBatchStart> starts_;
+  torch::Tensor starts_x_;
+  uint64_t starts_batch_ = 0;
 };
 
 /// "apts": additive trust region over the (disjoint) parameter partition of StepContext; this
