@@ -111,7 +111,7 @@ int run(int argc, char** argv) {
     else if (key == "--adam-steps") adam_steps = std::max(1, std::atoi(value.c_str()));
     else if (key == "--precision") precision = value;
     else if (key == "--chunk") base.fused_chunk = std::atoll(value.c_str());
-    else if (key == "--model") base.model = value;
+    else if (key == "--model") base.model = ddtrain::parse_pinn_model(value);
     else if (key == "--depth") base.depth = std::atoll(value.c_str());
     else if (key == "--width") base.width = std::atoll(value.c_str());
     else if (key == "--fourier-modes") base.fourier_modes = std::atoll(value.c_str());
