@@ -111,7 +111,7 @@ int run(int argc, char** argv) {
     else if (key == "--adam-steps") adam_steps = std::max(1, std::atoi(value.c_str()));
     else if (key == "--precision") precision = value;
     else if (key == "--chunk") base.fused_chunk = std::atoll(value.c_str());
-    else if (key == "--model") base.model = value;
+    else if (key == "--model") base.model = ddtrain::parse_pinn_model(value);
     else if (key == "--depth") base.depth = std::atoll(value.c_str());
     else if (key == "--width") base.width = std::atoll(value.c_str());
     else if (key == "--fourier-modes") base.fourier_modes = std::atoll(value.c_str());
@@ -131,7 +131,7 @@ int run(int argc, char** argv) {
 
   const int64_t parameter_count = ddtrain::AllenCahnProblem(base, reference).parameters().size();
   std::printf("# ddtrain, threads %d, %s, model %s %lld x %lld (%lld parameters), fourier-modes %lld, ic-decay %g\n",
-              torch::get_num_threads(), precision.c_str(), base.model.c_str(), static_cast<long long>(base.depth),
+              torch::get_num_threads(), precision.c_str(), ddtrain::to_string(base.model).c_str(), static_cast<long long>(base.depth),
               static_cast<long long>(base.width), static_cast<long long>(parameter_count),
               static_cast<long long>(base.fourier_modes), base.ic_decay);
   std::printf("# nf,derivatives,lbfgs_ms_per_iteration,lbfgs_evaluations_per_iteration,adam_ms_per_step,"
@@ -139,7 +139,7 @@ int run(int argc, char** argv) {
   for (const std::string& mode : split(modes)) {
     const ddtrain::Derivatives derivatives = ddtrain::parse_derivatives(mode);
     if (derivatives == ddtrain::Derivatives::kFused && !base.why_not_fused().empty())
-      std::printf("# skipped --derivatives fused for --model %s: %s\n", base.model.c_str(),
+      std::printf("# skipped --derivatives fused for --model %s: %s\n", ddtrain::to_string(base.model).c_str(),
                   base.why_not_fused().c_str());
   }
   for (const std::string& nf_text : split(nf_list)) {

@@ -46,8 +46,44 @@ ExceptionClasses& exception_classes() {
   return classes;
 }
 
-/// Library messages name CLI options ("--history must be >= 1"); in Python they are keywords.
-std::string python_message(const std::string& message) {
+std::string flag_keywords(const std::string& message);
+
+/// The keyword of an options-struct field that a validate() message names: the field itself,
+/// but for the learning rates and the fields of nested structs (line_search.c1 is c1,
+/// local.eta1 is local_eta1, local_line_search.max_evaluations is local_line_search_evaluations).
+std::string keyword_of(const std::string& field) {
+  if (field == "learning_rate") return "lr";
+  if (field == "local_learning_rate") return "local_lr";
+  const size_t dot = field.find('.');
+  if (dot == std::string::npos) return field;
+  const std::string path = field.substr(0, dot), rest = field.substr(dot + 1);
+  const std::string prefix = path == "local" || path == "local_line_search" ? "local_" : "";
+  if (path == "line_search" || path == "local_line_search") {
+    if (rest == "type") return prefix + "line_search";
+    if (rest == "max_evaluations") return prefix + "line_search_evaluations";
+  }
+  return prefix + rest;
+}
+
+/// Library messages name options-struct fields ("learning_rate must be > 0", see keyword_of) or,
+/// outside validate(), CLI options ("--tr-memory must be >= 1"); in Python both are keywords.
+std::string python_message(const std::string& text) {
+  static const std::regex field("\\b[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)?\\b");
+  std::string message;
+  size_t done = 0;
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), field); it != std::sregex_iterator(); ++it) {
+    const std::smatch& m = *it;
+    const bool option = m.position() > 0 && text[m.position() - 1] == '-';  // "--tr-memory": below
+    message += text.substr(done, m.position() - done);
+    message += option ? m.str() : keyword_of(m.str());
+    done = m.position() + m.length();
+  }
+  message += text.substr(done);
+  return flag_keywords(message);
+}
+
+/// Messages that name CLI options ("--history must be >= 1") with the Python keywords instead.
+std::string flag_keywords(const std::string& message) {
   static const std::map<std::string, std::string> renamed = {
       {"lr", "lr"}, {"local-lr", "local_lr"}, {"loss-tolerance", "loss_change_tolerance"},
       {"dense-memory-limit", "memory_limit_bytes"}, {"tr-model", "model"}, {"tr-memory", "memory"},

@@ -11,13 +11,13 @@
 namespace ddtrain {
 
 std::string TrainOptions::validate() const {
-  if (epochs < 1) return "--epochs must be >= 1, got " + std::to_string(epochs);
-  if (max_iterations < 0) return "--max-iterations must be >= 0";
-  if (!(time_limit_s >= 0)) return "--time-limit must be >= 0 seconds";
-  if (batch_size < 1) return "--batch-size must be >= 1, got " + std::to_string(batch_size);
-  if (data_subdomains < 0) return "--data-subdomains must be >= 0";
-  if (metric_every < 0) return "--metric-every must be >= 0";
-  if (checkpoint_every < 0) return "--checkpoint-every must be >= 0";
+  if (epochs < 1) return "epochs must be >= 1, got " + std::to_string(epochs);
+  if (max_iterations < 0) return "max_iterations must be >= 0";
+  if (!(time_limit_s >= 0)) return "time_limit_s must be >= 0 seconds";
+  if (batch_size < 1) return "batch_size must be >= 1, got " + std::to_string(batch_size);
+  if (data_subdomains < 0) return "data_subdomains must be >= 0";
+  if (metric_every < 0) return "metric_every must be >= 0";
+  if (checkpoint_every < 0) return "checkpoint_every must be >= 0";
   return "";
 }
 

@@ -36,6 +36,13 @@ class NumericalError : public Error {
 
 /// Throws InvalidArgument(reason) unless `reason` is empty: the check of an options struct's
 /// validate(), whose "" means valid.
+///
+/// The validate() convention: one line naming the struct's fields as C++ spells them, the fields
+/// of a nested options struct by their path ("local_steps must be >= 1, got 0",
+/// "local.eta1 must be in [0, 1)"; a nested struct's validate takes that path as its argument).
+/// Library messages never name command-line options: the CLI rewords them (src/cli/flag_names.cpp,
+/// which rewrites every word that is a field name, so prose avoids such words), the Python
+/// bindings name their keywords.
 inline void require_valid(const std::string& reason) {
   if (!reason.empty()) throw InvalidArgument(reason);
 }

@@ -9,9 +9,16 @@
 
 namespace ddtrain {
 
-/// Activation by name: "tanh" (default), "relu", "sigmoid", "sin", "gelu", "softplus".
-torch::Tensor activate(const torch::Tensor& x, const std::string& name);
-void check_activation(const std::string& name);  // throws InvalidArgument
+/// The elementwise nonlinearity of a network's hidden layers. Its names ("tanh", "relu",
+/// "sigmoid", "sin", "gelu", "softplus") are what the command line, config.ini and summary.json
+/// use.
+enum class Activation { kTanh, kRelu, kSigmoid, kSin, kGelu, kSoftplus };
+/// Throws InvalidArgument "unknown activation 'NAME' (accepted: tanh, relu, ...)".
+Activation parse_activation(const std::string& name);
+std::string to_string(Activation activation);
+
+/// sigma(x) elementwise.
+torch::Tensor activate(const torch::Tensor& x, Activation activation);
 
 /// Random weight factorization (Wang, Wang & Perdikaris 2022, jaxpi's "weight_fact"): a Linear
 /// layer's weight is trained as W = diag(exp(s)) V with one log-scale s_i per output unit, drawn
@@ -21,7 +28,9 @@ struct WeightFactorization {
   bool enabled = false;
   double mean = 1.0;  ///< of the log-scales s (jaxpi's Allen-Cahn setting)
   double std = 0.1;
-  std::string validate() const;  ///< "" or a one-line reason naming the CLI option
+  /// "" or a one-line reason naming the field, after `path` (this struct's place in the options
+  /// that hold it, e.g. "weight_factorization.").
+  std::string validate(const std::string& path = "") const;
 };
 
 /// The weight a Linear layer applies: `weight`, or diag(exp(s)) V when factorize_weights gave it
@@ -39,7 +48,7 @@ struct FullyConnectedOptions {
   int64_t outputs = 1;
   int64_t depth = 3;      ///< hidden layers
   int64_t width = 20;     ///< neurons per hidden layer
-  std::string activation = "tanh";
+  Activation activation = Activation::kTanh;
 };
 
 /// Plain fully connected network: depth hidden layers + a linear output layer. Layers are the

@@ -19,12 +19,13 @@ LineSearchType parse_line_search(const std::string& name) {
 }
 std::string to_string(LineSearchType type) { return name_of(kLineSearchNames, type); }
 
-std::string LineSearchOptions::validate() const {
-  if (!(c1 > 0 && c1 < 1)) return "line search c1 must be in (0, 1)";
-  if (!(c2 > c1 && c2 < 1)) return "line search c2 must be in (c1, 1)";
-  if (max_evaluations < 1) return "line search max evaluations must be >= 1";
-  if (!(tolerance_change >= 0)) return "line search tolerance must be >= 0";
-  if (!(backtrack_factor > 0 && backtrack_factor < 1)) return "backtrack factor must be in (0, 1)";
+std::string LineSearchOptions::validate(const std::string& path) const {
+  const std::string& p = path;
+  if (!(c1 > 0 && c1 < 1)) return p + "c1 must be in (0, 1)";
+  if (!(c2 > c1 && c2 < 1)) return p + "c2 must be in (" + p + "c1, 1)";
+  if (max_evaluations < 1) return p + "max_evaluations must be >= 1";
+  if (!(tolerance_change >= 0)) return p + "tolerance_change must be >= 0";
+  if (!(backtrack_factor > 0 && backtrack_factor < 1)) return p + "backtrack_factor must be in (0, 1)";
   return "";
 }
 

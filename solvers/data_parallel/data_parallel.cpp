@@ -24,10 +24,10 @@ StepSummary step(Solver& solver, Objective& objective, torch::Tensor& x) {
 // ---- SGD ------------------------------------------------------------------------------------
 
 std::string SgdOptions::validate() const {
-  if (!(learning_rate > 0)) return "--lr must be > 0";
-  if (!(momentum >= 0 && momentum < 1)) return "--momentum must be in [0, 1)";
-  if (nesterov && momentum <= 0) return "--nesterov needs --momentum > 0";
-  if (!(weight_decay >= 0)) return "--weight-decay must be >= 0";
+  if (!(learning_rate > 0)) return "learning_rate must be > 0";
+  if (!(momentum >= 0 && momentum < 1)) return "momentum must be in [0, 1)";
+  if (nesterov && momentum <= 0) return "nesterov needs momentum > 0";
+  if (!(weight_decay >= 0)) return "weight_decay must be >= 0";
   return "";
 }
 
@@ -65,11 +65,11 @@ void Sgd::load_state(torch::serialize::InputArchive& archive) {
 // ---- Adam -----------------------------------------------------------------------------------
 
 std::string AdamOptions::validate() const {
-  if (!(learning_rate > 0)) return "--lr must be > 0";
-  if (!(beta1 >= 0 && beta1 < 1)) return "--beta1 must be in [0, 1)";
-  if (!(beta2 >= 0 && beta2 < 1)) return "--beta2 must be in [0, 1)";
-  if (!(epsilon > 0)) return "--adam-epsilon must be > 0";
-  if (!(weight_decay >= 0)) return "--weight-decay must be >= 0";
+  if (!(learning_rate > 0)) return "learning_rate must be > 0";
+  if (!(beta1 >= 0 && beta1 < 1)) return "beta1 must be in [0, 1)";
+  if (!(beta2 >= 0 && beta2 < 1)) return "beta2 must be in [0, 1)";
+  if (!(epsilon > 0)) return "epsilon must be > 0";
+  if (!(weight_decay >= 0)) return "weight_decay must be >= 0";
   return "";
 }
 
@@ -123,12 +123,12 @@ void Adam::load_state(torch::serialize::InputArchive& archive) {
 // ---- L-BFGS ---------------------------------------------------------------------------------
 
 std::string LbfgsOptions::validate() const {
-  if (history < 1) return "--history must be >= 1, got " + std::to_string(history);
-  if (!(learning_rate > 0)) return "--lr must be > 0";
-  if (!(gradient_tolerance >= 0)) return "--gradient-tolerance must be >= 0";
-  if (!(step_tolerance >= 0)) return "--step-tolerance must be >= 0";
-  if (!(loss_change_tolerance >= 0)) return "--loss-tolerance must be >= 0";
-  return line_search.validate();
+  if (history < 1) return "history must be >= 1, got " + std::to_string(history);
+  if (!(learning_rate > 0)) return "learning_rate must be > 0";
+  if (!(gradient_tolerance >= 0)) return "gradient_tolerance must be >= 0";
+  if (!(step_tolerance >= 0)) return "step_tolerance must be >= 0";
+  if (!(loss_change_tolerance >= 0)) return "loss_change_tolerance must be >= 0";
+  return line_search.validate("line_search.");
 }
 
 // The memory is built from a clamped size so that validate() reports a bad --history first.

@@ -52,23 +52,19 @@ CorrectionCombination parse_combination(const std::string& name) {
 std::string to_string(CorrectionCombination combination) { return name_of(kCombinationNames, combination); }
 
 std::string PlbfgsOptions::validate() const {
-  if (local_steps < 1) return "--local-steps must be >= 1, got " + std::to_string(local_steps);
-  if (local_history < 1)
-    return "--local-history must be >= 1, got " + std::to_string(local_history);
-  if (!(local_learning_rate >= 0)) return "--local-lr must be >= 0 (0: the local solver's default)";
+  if (local_steps < 1) return "local_steps must be >= 1, got " + std::to_string(local_steps);
+  if (local_history < 1) return "local_history must be >= 1, got " + std::to_string(local_history);
+  if (!(local_learning_rate >= 0)) return "local_learning_rate must be >= 0 (0: the local solver's default)";
   if (local_solver == LocalSolverType::kBfgs && local_learning_rate != 0)
-    return "--local-lr does not apply to --local-solver bfgs (its first step is scaled, then 1)";
-  if (history < 1) return "--history must be >= 1, got " + std::to_string(history);
-  if (weight_iterations < 1)
-    return "--weight-iterations must be >= 1, got " + std::to_string(weight_iterations);
-  if (!(gradient_tolerance >= 0)) return "--gradient-tolerance must be >= 0";
+    return "local_learning_rate does not apply to local_solver bfgs (its first step is scaled, then 1)";
+  if (history < 1) return "history must be >= 1, got " + std::to_string(history);
+  if (weight_iterations < 1) return "weight_iterations must be >= 1, got " + std::to_string(weight_iterations);
+  if (!(gradient_tolerance >= 0)) return "gradient_tolerance must be >= 0";
   if (variant == PlbfgsVariant::kMultiplicative && combination != CorrectionCombination::kSum)
-    return "--combination applies to --variant additive only (multiplicative applies each "
-           "correction in turn)";
-  std::string ls = line_search.validate();
+    return "combination applies to variant additive only (multiplicative applies each correction in turn)";
+  std::string ls = line_search.validate("line_search.");
   if (!ls.empty()) return ls;
-  ls = local_line_search.validate();
-  return ls.empty() ? "" : "local " + ls;
+  return local_line_search.validate("local_line_search.");
 }
 
 // ---- building blocks --------------------------------------------------------------------------

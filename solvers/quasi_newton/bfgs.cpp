@@ -237,11 +237,11 @@ int64_t dense_bytes_needed(int64_t d, int64_t element_size) {
 }
 
 std::string BfgsOptions::validate() const {
-  if (!(gradient_tolerance >= 0)) return "--gradient-tolerance must be >= 0";
-  if (!(step_tolerance >= 0)) return "--step-tolerance must be >= 0";
-  if (!(curvature_epsilon >= 0)) return "--curvature-epsilon must be >= 0";
-  if (memory_limit_bytes < 0) return "--dense-memory-limit must be >= 0";
-  return line_search.validate();
+  if (!(gradient_tolerance >= 0)) return "gradient_tolerance must be >= 0";
+  if (!(step_tolerance >= 0)) return "step_tolerance must be >= 0";
+  if (!(curvature_epsilon >= 0)) return "curvature_epsilon must be >= 0";
+  if (memory_limit_bytes < 0) return "memory_limit_bytes must be >= 0";
+  return line_search.validate("line_search.");
 }
 
 BfgsOptions::BfgsOptions() {

@@ -36,10 +36,10 @@ double FirstOrderConsistentObjective::evaluate(const torch::Tensor& y, torch::Te
 
 // ---- BatchGrowth ----------------------------------------------------------------------------
 
-std::string BatchGrowthOptions::validate() const {
-  if (!(factor > 1)) return "batch growth factor must be > 1";
-  if (patience < 1) return "batch growth patience must be >= 1";
-  if (!(tolerance >= 0 && tolerance < 1)) return "batch growth tolerance must be in [0, 1)";
+std::string BatchGrowthOptions::validate(const std::string& path) const {
+  if (!(factor > 1)) return path + "factor must be > 1";
+  if (patience < 1) return path + "patience must be >= 1";
+  if (!(tolerance >= 0 && tolerance < 1)) return path + "tolerance must be in [0, 1)";
   return "";
 }
 
@@ -98,15 +98,15 @@ void BatchGrowth::load(torch::serialize::InputArchive& archive, const std::strin
 // ---- AdditiveTrustRegion --------------------------------------------------------------------
 
 std::string AdditiveTrustRegionOptions::validate() const {
-  if (local_steps < 1) return "--local-steps must be >= 1, got " + std::to_string(local_steps);
-  if (global_steps < 0) return "--global-steps must be >= 0, got " + std::to_string(global_steps);
-  if (!(gradient_tolerance >= 0)) return "--gradient-tolerance must be >= 0";
+  if (local_steps < 1) return "local_steps must be >= 1, got " + std::to_string(local_steps);
+  if (global_steps < 0) return "global_steps must be >= 0, got " + std::to_string(global_steps);
+  if (!(gradient_tolerance >= 0)) return "gradient_tolerance must be >= 0";
   if (global.model != local.model || global.memory != local.memory || global.dogleg != local.dogleg)
-    return "the local and global trust-region models must agree (--tr-model, --tr-memory, "
-           "--dogleg)";
-  std::string invalid = global.validate();
-  if (invalid.empty()) invalid = local.validate("local-");
-  if (invalid.empty()) invalid = batch_growth.validate();
+    return "the local and global trust-region models must agree (global.model, global.memory, "
+           "global.dogleg)";
+  std::string invalid = global.validate("global.");
+  if (invalid.empty()) invalid = local.validate("local.");
+  if (invalid.empty()) invalid = batch_growth.validate("batch_growth.");
   return invalid;
 }
 

@@ -27,18 +27,17 @@ TrustRegionOptions TrustRegionOptions::local_defaults() {
   return o;
 }
 
-std::string TrustRegionOptions::validate(const std::string& prefix) const {
-  const std::string p = "--" + prefix;
+std::string TrustRegionOptions::validate(const std::string& path) const {
+  const std::string& p = path;
   if (!(radius > 0)) return p + "radius must be > 0";
-  if (!(min_radius >= 0 && min_radius <= radius))
-    return p + "min-radius must be in [0, " + p + "radius]";
-  if (!(max_radius >= radius)) return p + "max-radius must be >= " + p + "radius";
+  if (!(min_radius >= 0 && min_radius <= radius)) return p + "min_radius must be in [0, " + p + "radius]";
+  if (!(max_radius >= radius)) return p + "max_radius must be >= " + p + "radius";
   if (!(eta1 >= 0 && eta1 < 1)) return p + "eta1 must be in [0, 1)";
   if (!(eta2 >= eta1 && eta2 < 1)) return p + "eta2 must be in [" + p + "eta1, 1)";
-  if (!(increase >= 1)) return p + "radius-increase must be >= 1";
-  if (!(decrease > 0 && decrease < 1)) return p + "radius-decrease must be in (0, 1)";
-  if (memory < 1) return "--tr-memory must be >= 1";
-  if (dogleg && model != TrustRegionModel::kLsr1) return "--dogleg needs --tr-model lsr1";
+  if (!(increase >= 1)) return p + "increase must be >= 1";
+  if (!(decrease > 0 && decrease < 1)) return p + "decrease must be in (0, 1)";
+  if (memory < 1) return p + "memory must be >= 1";
+  if (dogleg && model != TrustRegionModel::kLsr1) return p + "dogleg needs " + p + "model lsr1";
   return "";
 }
 
@@ -148,9 +147,9 @@ void TrustRegion::load(torch::serialize::InputArchive& archive, const std::strin
 // ---- TrustRegionSolver ("tr") ---------------------------------------------------------------
 
 std::string TrustRegionSolverOptions::validate() const {
-  if (steps < 1) return "--global-steps must be >= 1 for tr, got " + std::to_string(steps);
-  if (!(gradient_tolerance >= 0)) return "--gradient-tolerance must be >= 0";
-  return region.validate();
+  if (steps < 1) return "steps must be >= 1, got " + std::to_string(steps);
+  if (!(gradient_tolerance >= 0)) return "gradient_tolerance must be >= 0";
+  return region.validate("region.");
 }
 
 TrustRegionSolver::TrustRegionSolver(TrustRegionSolverOptions options)

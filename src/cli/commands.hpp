@@ -1,5 +1,6 @@
 #pragma once
 // The subcommands of the `ddtrain` executable.
+#include <boost/program_options.hpp>
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -13,6 +14,8 @@ int run_train(const std::vector<std::string>& args);
 int run_compare(const std::vector<std::string>& args);
 /// `ddtrain reference allen_cahn --out FILE`: writes the spectral reference solution.
 int run_reference(const std::vector<std::string>& args);
+/// The options of `ddtrain reference`.
+boost::program_options::options_description reference_options();
 
 /// `ddtrain plot DIR [--format png|svg]`: convergence plots (and Allen-Cahn heatmaps).
 int run_plot(const std::vector<std::string>& args);

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "ddtrain/error.hpp"
+
 namespace ddtrain::cli {
 
 namespace po = boost::program_options;
@@ -100,5 +102,31 @@ std::string name_among(Enum value, Parse parse, std::initializer_list<const char
     if (parse(name) == value) return name;
   return *names.begin();
 }
+
+/// `parse` whose InvalidArgument names the option first ("--activation: unknown activation
+/// 'cube' (accepted: ...)"), for the library parsers that name the field only.
+template <typename Parse>
+auto parse_for(const std::string& option, Parse parse) {
+  return [option, parse](const std::string& name) {
+    try {
+      return parse(name);
+    } catch (const InvalidArgument& e) {
+      throw InvalidArgument("--" + option + ": " + e.what());
+    }
+  };
+}
+
+/// A library message worded for the command line. Library validate() messages name the fields
+/// of the options struct, a nested struct's by its path ("local_steps must be >= 1, got 0",
+/// "local.eta1 must be in [0, 1)"); here each field becomes the option that sets it
+/// ("--local-steps ...", "--local-eta1 ..."): foo_bar is --foo-bar where that option exists, the
+/// exceptions are one table in flag_names.cpp. Words that are no field of a CLI option, quoted
+/// values ('mlp') and hyphenated words stay as they are.
+std::string with_option_names(const std::string& message);
+
+/// Throws InvalidArgument(with_option_names(reason)) unless `reason` is empty: how the command
+/// line checks an options struct's validate() (it hides ddtrain::require_valid, whose message
+/// names fields).
+void require_valid(const std::string& reason);
 
 }  // namespace ddtrain::cli

@@ -117,10 +117,12 @@ AllenCahnOptions read_options(OptionReader& in) {
                   "--", name, " with one value per member needs the computed reference: --reference '",
                   o.reference_path, "' holds the solution for one set of coefficients");
   o.fourier_modes = in.integer("fourier-modes", o.fourier_modes);
-  o.model = in.text("model", o.model);
+  o.model = in.choice("model", o.model, parse_for("model", parse_pinn_model),
+                      [](PinnModel m) { return to_string(m); });
   o.depth = in.integer("depth", o.depth);
   o.width = in.integer("width", o.width);
-  o.activation = in.text("activation", o.activation);
+  o.activation = in.choice("activation", o.activation, parse_for("activation", parse_activation),
+                           [](Activation a) { return to_string(a); });
   o.weight_factorization.enabled = in.flag("weight-factorization", o.weight_factorization.enabled);
   DDTRAIN_CHECK(o.weight_factorization.enabled || (!in.given("factorization-mean") && !in.given("factorization-std")),
                 InvalidArgument, "--factorization-mean/--factorization-std need --weight-factorization");
@@ -136,8 +138,7 @@ ProblemPtr make(AllenCahnOptions o, const RunSetup& setup) {
   o.dtype = setup.dtype;
   o.seed = setup.seed;
   o.shard = setup.shard;
-  const std::string invalid = o.validate();
-  DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
+  require_valid(o.validate());
   return std::make_unique<AllenCahnProblem>(o);
 }
 

@@ -45,8 +45,7 @@ ProblemPtr make_classification(ClassificationOptions options, const RunSetup& se
   DDTRAIN_CHECK(!options.batch_norm || setup.world_size == 1 || setup.data_comm, InvalidArgument,
                 "--batch-norm on ", setup.world_size,
                 " ranks needs the data-parallel communicator (RunSetup::data_comm)");
-  const std::string invalid = options.validate();
-  DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
+  require_valid(options.validate());
   return std::make_unique<ClassificationProblem>(std::move(options));
 }
 

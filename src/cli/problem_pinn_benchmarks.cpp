@@ -38,10 +38,10 @@ void add_common_options(po::options_description& d, const std::string& name, con
   add("derivatives", po::value<std::string>(),
       "input derivatives of the PDE residual: auto (= taylor) | taylor (forward Taylor mode) | autograd "
       "(nested reverse mode)" + default_note(name, to_string(o.derivatives)));
-  add("model", po::value<std::string>(), "network N(x, t): resnet|fc|modified-mlp" + default_note(name, o.model));
+  add("model", po::value<std::string>(), "network N(x, t): resnet|fc|modified-mlp" + default_note(name, to_string(o.model)));
   add("depth", po::value<int64_t>(), "ResNet units / FC hidden layers" + default_note(name, o.depth));
   add("width", po::value<int64_t>(), "neurons per layer" + default_note(name, o.width));
-  add("activation", po::value<std::string>(), "tanh|relu|sigmoid|sin|gelu|softplus" + default_note(name, o.activation));
+  add("activation", po::value<std::string>(), "tanh|relu|sigmoid|sin|gelu|softplus" + default_note(name, to_string(o.activation)));
 }
 
 void read_common_options(OptionReader& in, PinnBenchmarkOptions& o) {
@@ -54,10 +54,12 @@ void read_common_options(OptionReader& in, PinnBenchmarkOptions& o) {
   o.ic_weight = in.real("ic-weight", o.ic_weight);
   o.bc_weight = in.real("bc-weight", o.bc_weight);
   o.derivatives = in.choice("derivatives", o.derivatives, parse_derivatives, [](Derivatives d) { return to_string(d); });
-  o.model = in.text("model", o.model);
+  o.model = in.choice("model", o.model, parse_for("model", parse_pinn_model),
+                      [](PinnModel m) { return to_string(m); });
   o.depth = in.integer("depth", o.depth);
   o.width = in.integer("width", o.width);
-  o.activation = in.text("activation", o.activation);
+  o.activation = in.choice("activation", o.activation, parse_for("activation", parse_activation),
+                           [](Activation a) { return to_string(a); });
 }
 
 template <typename Options>

@@ -12,7 +12,7 @@
 
 namespace ddtrain::cli {
 
-int run_reference(const std::vector<std::string>& args) {
+po::options_description reference_options() {
   po::options_description d("Usage: ddtrain reference allen_cahn|burgers --out FILE.mat [options]");
   d.add_options()("help,h", "print this help")(
       "problem", po::value<std::string>()->default_value("allen_cahn"), "allen_cahn | burgers")(
@@ -23,6 +23,11 @@ int run_reference(const std::vector<std::string>& args) {
       "diffusion", po::value<double>(), "allen_cahn: nu in u_t - nu u_xx + 5u^3 - 5u = 0 (1e-4)")(
       "viscosity", po::value<double>(), "burgers: nu in u_t + u u_x = nu u_xx (0.01/pi)")(
       "quadrature-nodes", po::value<int>(), "burgers: Gauss-Hermite nodes of the Cole-Hopf integrals, 8..600 (200)");
+  return d;
+}
+
+int run_reference(const std::vector<std::string>& args) {
+  const po::options_description d = reference_options();
   po::positional_options_description positional;
   positional.add("problem", 1);
   po::variables_map vm;

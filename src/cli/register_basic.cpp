@@ -42,6 +42,7 @@ DDTRAIN_REGISTER_SOLVER(SolverEntry{
       o.momentum = in.real("momentum", o.momentum);
       o.nesterov = in.flag("nesterov", o.nesterov);
       o.weight_decay = in.real("weight-decay", o.weight_decay);
+      require_valid(o.validate());
       return std::make_unique<Sgd>(o);
     },
     nullptr});
@@ -62,6 +63,7 @@ DDTRAIN_REGISTER_SOLVER(SolverEntry{
       o.beta2 = in.real("beta2", o.beta2);
       o.epsilon = in.real("adam-epsilon", o.epsilon);
       o.weight_decay = in.real("weight-decay", o.weight_decay);
+      require_valid(o.validate());
       return std::make_unique<Adam>(o);
     },
     nullptr});
@@ -81,6 +83,7 @@ DDTRAIN_REGISTER_SOLVER(SolverEntry{
       o.history = in.integer("history", o.history);
       o.line_search = line_search_options(in, o.line_search);
       o.gradient_tolerance = in.real("gradient-tolerance", o.gradient_tolerance);
+      require_valid(o.validate());
       return std::make_unique<Lbfgs>(o);
     },
     nullptr});
@@ -127,7 +130,8 @@ Basic1dOptions basic_options(OptionReader& in) {
                 "' is not available for this problem (accepted: fc)");
   o.network.depth = in.integer("depth", o.network.depth);
   o.network.width = in.integer("width", o.network.width);
-  o.network.activation = in.text("activation", o.network.activation);
+  o.network.activation = in.choice("activation", o.network.activation, parse_for("activation", parse_activation),
+                                   [](Activation a) { return to_string(a); });
   o.boundary_weight = in.real("bc-weight", o.boundary_weight);
   return o;
 }
@@ -135,8 +139,7 @@ Basic1dOptions basic_options(OptionReader& in) {
 /// The checks of Basic1dOptions::validate() at reading time: every member's values are checked
 /// before any rank builds its problem.
 Basic1dOptions checked(Basic1dOptions o) {
-  const std::string invalid = o.validate();
-  DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
+  require_valid(o.validate());
   return o;
 }
 
@@ -160,7 +163,7 @@ Basic1dOptions with_setup(Basic1dOptions o, const RunSetup& setup) {
   o.device = setup.device;
   o.seed = setup.seed;
   o.shard = setup.shard;
-  return o;
+  return checked(o);  // the block count against the shards, with the command line's wording
 }
 
 DDTRAIN_REGISTER_PROBLEM(problem_entry(

@@ -39,6 +39,7 @@ DDTRAIN_REGISTER_SOLVER(SolverEntry{
       });
       o.line_search.max_evaluations = in.integer("line-search-evaluations", o.line_search.max_evaluations);
       o.gradient_tolerance = in.real("gradient-tolerance", o.gradient_tolerance);
+      require_valid(o.validate());
       return std::make_unique<Bfgs>(o);
     },
     nullptr});

@@ -121,8 +121,7 @@ PlbfgsOptions plbfgs_options(OptionReader& in) {
   });
   if (line_search_given) o.local_line_search.type = o.line_search.type;
   o.gradient_tolerance = in.real("gradient-tolerance", o.gradient_tolerance);
-  const std::string invalid = o.validate();
-  DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
+  require_valid(o.validate());
   return o;
 }
 

@@ -76,10 +76,6 @@ TrustRegionOptions region_options(OptionReader& in, bool local, TrustRegionOptio
   return o;
 }
 
-void require_valid(const std::string& invalid) {
-  DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
-}
-
 SolverPtr make_tr(OptionReader& in) {
   TrustRegionSolverOptions o;
   o.region = region_options(in, false, o.region);

@@ -21,8 +21,6 @@ namespace ddtrain::cli {
 
 namespace fs = std::filesystem;
 
-namespace {
-
 po::options_description common_options() {
   po::options_description d("Common options");
   d.add_options()
@@ -63,6 +61,8 @@ po::options_description common_options() {
      "stdout: text (lines for people) | jsonl (one JSON object per line, nothing else; errors on stderr)");
   return d;
 }
+
+namespace {
 
 const SolverEntry& find_solver(const std::string& name) {
   auto it = solver_registry().find(name);
@@ -492,8 +492,7 @@ TrainSetup parse_train_setup(const std::vector<std::string>& args) {
                 "--checkpoint-every needs --out (checkpoints go to DIR/checkpoint)");
   if (vm.count("batch-size")) t.batch_size = vm["batch-size"].as<int64_t>();
   if (vm.count("target")) t.target = vm["target"].as<double>();
-  const std::string invalid = t.validate();
-  DDTRAIN_CHECK(invalid.empty(), InvalidArgument, invalid);
+  require_valid(t.validate());
   DDTRAIN_CHECK(vm["threads"].as<int>() >= 0 && vm["threads"].as<int>() <= kMaxThreads, InvalidArgument,
                 "--threads must be in [0, ", kMaxThreads, "] (0: cores / local ranks), got ", vm["threads"].as<int>());
   DDTRAIN_CHECK(vm["overlap"].as<int>() >= 0, InvalidArgument, "--overlap must be >= 0");

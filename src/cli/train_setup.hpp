@@ -56,6 +56,8 @@ struct WarmupSpec {
   int64_t steps = 0;
 };
 WarmupSpec parse_warmup(const std::string& spec);
+/// The options of `ddtrain train` that are neither a solver's nor a problem's.
+po::options_description common_options();
 
 /// Parses `args` (without the subcommand) and an optional --config INI file; prints --help.
 /// Throws InvalidArgument with one clear line for anything unknown, malformed or out of range.

@@ -108,15 +108,15 @@ int64_t cnn_feature_side(int64_t side, int64_t kernel) { return (side - kernel +
 
 std::string ClassifierOptions::validate() const {
   if (model != "ffnn" && model != "cnn")
-    return "--model '" + model + "' is not a classifier (accepted: " + classifier_models() + ")";
-  if (hidden < 1) return "--hidden must be >= 1, got " + std::to_string(hidden);
+    return "model '" + model + "' is not a classifier (accepted: " + classifier_models() + ")";
+  if (hidden < 1) return "hidden must be >= 1, got " + std::to_string(hidden);
   if (channels < 1 || height < 1 || width < 1 || classes < 2)
     return "classifier input must be C x H x W >= 1 with >= 2 classes";
   if (model == "cnn") {
     if (conv_channels0 < 1 || conv_channels1 < 1 || kernel < 1)
       return "CNN channels and kernel must be >= 1";
     if (cnn_feature_side(height, kernel) < 1 || cnn_feature_side(width, kernel) < 1)
-      return "--model cnn needs images of at least " + std::to_string(3 * kernel - 1) + "x" +
+      return "model cnn needs images of at least " + std::to_string(3 * kernel - 1) + "x" +
              std::to_string(3 * kernel - 1) + " pixels, got " + std::to_string(height) + "x" +
              std::to_string(width);
   }

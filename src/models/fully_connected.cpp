@@ -1,32 +1,41 @@
 #include <cmath>
 
+#include "ddtrain/enum_names.hpp"
 #include "ddtrain/error.hpp"
 #include "ddtrain/models.hpp"
 
 namespace ddtrain {
 
-void check_activation(const std::string& name) {
-  static const char* known[] = {"tanh", "relu", "sigmoid", "sin", "gelu", "softplus"};
-  for (const char* k : known)
-    if (name == k) return;
-  throw InvalidArgument("unknown activation '" + name +
-                        "' (accepted: tanh, relu, sigmoid, sin, gelu, softplus)");
+namespace {
+constexpr NameTable<Activation, 6> kActivationNames{{{Activation::kTanh, "tanh"},
+                                                     {Activation::kRelu, "relu"},
+                                                     {Activation::kSigmoid, "sigmoid"},
+                                                     {Activation::kSin, "sin"},
+                                                     {Activation::kGelu, "gelu"},
+                                                     {Activation::kSoftplus, "softplus"}}};
+}  // namespace
+
+Activation parse_activation(const std::string& name) {
+  return parse_name(kActivationNames, name, "activation");
+}
+std::string to_string(Activation activation) { return name_of(kActivationNames, activation); }
+
+torch::Tensor activate(const torch::Tensor& x, Activation activation) {
+  switch (activation) {
+    case Activation::kTanh: return torch::tanh(x);
+    case Activation::kRelu: return torch::relu(x);
+    case Activation::kSigmoid: return torch::sigmoid(x);
+    case Activation::kSin: return torch::sin(x);
+    case Activation::kGelu: return torch::gelu(x);
+    case Activation::kSoftplus: return torch::softplus(x);
+  }
+  // Only a value cast from an integer outside the enumeration gets here.
+  throw InvalidArgument("activate: invalid Activation value " + std::to_string(static_cast<int>(activation)));
 }
 
-torch::Tensor activate(const torch::Tensor& x, const std::string& name) {
-  if (name == "tanh") return torch::tanh(x);
-  if (name == "relu") return torch::relu(x);
-  if (name == "sigmoid") return torch::sigmoid(x);
-  if (name == "sin") return torch::sin(x);
-  if (name == "gelu") return torch::gelu(x);
-  if (name == "softplus") return torch::softplus(x);
-  check_activation(name);
-  return x;
-}
-
-std::string WeightFactorization::validate() const {
-  if (!std::isfinite(mean)) return "--factorization-mean must be finite";
-  if (!(std >= 0) || !std::isfinite(std)) return "--factorization-std must be finite and >= 0";
+std::string WeightFactorization::validate(const std::string& path) const {
+  if (!std::isfinite(mean)) return path + "mean must be finite";
+  if (!(std >= 0) || !std::isfinite(std)) return path + "std must be finite and >= 0";
   return "";
 }
 
@@ -60,11 +69,10 @@ void factorize_weights(torch::nn::Module& module, const WeightFactorization& fac
 }
 
 FullyConnectedImpl::FullyConnectedImpl(FullyConnectedOptions options) : options_(options) {
-  DDTRAIN_CHECK(options_.depth >= 1, InvalidArgument, "--depth must be >= 1, got ", options_.depth);
-  DDTRAIN_CHECK(options_.width >= 1, InvalidArgument, "--width must be >= 1, got ", options_.width);
+  DDTRAIN_CHECK(options_.depth >= 1, InvalidArgument, "depth must be >= 1, got ", options_.depth);
+  DDTRAIN_CHECK(options_.width >= 1, InvalidArgument, "width must be >= 1, got ", options_.width);
   DDTRAIN_CHECK(options_.inputs >= 1 && options_.outputs >= 1, InvalidArgument,
                 "network inputs/outputs must be >= 1");
-  check_activation(options_.activation);
   int64_t in = options_.inputs;
   for (int64_t l = 0; l <= options_.depth; ++l) {
     const int64_t out = l == options_.depth ? options_.outputs : options_.width;
@@ -79,11 +87,10 @@ torch::Tensor FullyConnectedImpl::forward(torch::Tensor x) {
 }
 
 ModifiedMlpImpl::ModifiedMlpImpl(FullyConnectedOptions options) : options_(options) {
-  DDTRAIN_CHECK(options_.depth >= 1, InvalidArgument, "--depth must be >= 1, got ", options_.depth);
-  DDTRAIN_CHECK(options_.width >= 1, InvalidArgument, "--width must be >= 1, got ", options_.width);
+  DDTRAIN_CHECK(options_.depth >= 1, InvalidArgument, "depth must be >= 1, got ", options_.depth);
+  DDTRAIN_CHECK(options_.width >= 1, InvalidArgument, "width must be >= 1, got ", options_.width);
   DDTRAIN_CHECK(options_.inputs >= 1 && options_.outputs >= 1, InvalidArgument,
                 "network inputs/outputs must be >= 1");
-  check_activation(options_.activation);
   encoder_u_ = register_module("encoder_u", torch::nn::Linear(options_.inputs, options_.width));
   encoder_v_ = register_module("encoder_v", torch::nn::Linear(options_.inputs, options_.width));
   for (int64_t l = 0; l < options_.depth; ++l)

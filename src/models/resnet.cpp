@@ -8,13 +8,8 @@ namespace ddtrain {
 
 std::string ResNetOptions::validate() const {
   if (inputs < 1 || outputs < 1) return "ResNet inputs and outputs must be >= 1";
-  if (depth < 1) return "--depth must be >= 1, got " + std::to_string(depth);
-  if (width < 1) return "--width must be >= 1, got " + std::to_string(width);
-  try {
-    check_activation(activation);
-  } catch (const InvalidArgument& e) {
-    return std::string("--activation: ") + e.what();
-  }
+  if (depth < 1) return "depth must be >= 1, got " + std::to_string(depth);
+  if (width < 1) return "width must be >= 1, got " + std::to_string(width);
   return "";
 }
 

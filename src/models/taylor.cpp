@@ -78,40 +78,46 @@ struct Derivatives {
   torch::Tensor a, d1, d2;
 };
 
-Derivatives derivatives(const torch::Tensor& z, const std::string& name, bool second) {
+Derivatives derivatives(const torch::Tensor& z, Activation activation, bool second) {
   Derivatives d;
-  if (name == "tanh") {
-    d.a = torch::tanh(z);
-    d.d1 = 1 - d.a.square();
-    if (second) d.d2 = -2 * d.a * d.d1;
-  } else if (name == "sigmoid") {
-    d.a = torch::sigmoid(z);
-    d.d1 = d.a * (1 - d.a);
-    if (second) d.d2 = d.d1 * (1 - 2 * d.a);
-  } else if (name == "sin") {
-    d.a = torch::sin(z);
-    d.d1 = torch::cos(z);
-    if (second) d.d2 = -d.a;
-  } else if (name == "relu") {
-    d.a = torch::relu(z);
-    d.d1 = (z > 0).to(z.scalar_type());  // as autograd: 0 at z = 0; sigma'' = 0
-  } else if (name == "gelu") {  // exact (erf) GELU, torch::gelu's default
-    const double inv_sqrt2 = 1.0 / std::sqrt(2.0), inv_sqrt2pi = 0.3989422804014327;  // 1/sqrt(2 pi)
-    d.a = torch::gelu(z);
-    const torch::Tensor cdf = 0.5 * (1 + torch::erf(z * inv_sqrt2));
-    const torch::Tensor pdf = torch::exp(-0.5 * z.square()) * inv_sqrt2pi;
-    d.d1 = cdf + z * pdf;
-    if (second) d.d2 = pdf * (2 - z.square());
-  } else if (name == "softplus") {  // beta 1, threshold 20: linear above, as torch::softplus
-    d.a = torch::softplus(z);
-    const torch::Tensor s = torch::sigmoid(z), linear_part = z > 20;
-    d.d1 = torch::where(linear_part, torch::ones_like(s), s);
-    if (second) d.d2 = torch::where(linear_part, torch::zeros_like(s), s * (1 - s));
-  } else {
-    check_activation(name);  // throws for unknown names
-    throw InvalidArgument("forward_jet: no derivatives for activation '" + name + "'");
+  switch (activation) {
+    case Activation::kTanh:
+      d.a = torch::tanh(z);
+      d.d1 = 1 - d.a.square();
+      if (second) d.d2 = -2 * d.a * d.d1;
+      return d;
+    case Activation::kSigmoid:
+      d.a = torch::sigmoid(z);
+      d.d1 = d.a * (1 - d.a);
+      if (second) d.d2 = d.d1 * (1 - 2 * d.a);
+      return d;
+    case Activation::kSin:
+      d.a = torch::sin(z);
+      d.d1 = torch::cos(z);
+      if (second) d.d2 = -d.a;
+      return d;
+    case Activation::kRelu:
+      d.a = torch::relu(z);
+      d.d1 = (z > 0).to(z.scalar_type());  // as autograd: 0 at z = 0; sigma'' = 0
+      return d;
+    case Activation::kGelu: {  // exact (erf) GELU, torch::gelu's default
+      const double inv_sqrt2 = 1.0 / std::sqrt(2.0), inv_sqrt2pi = 0.3989422804014327;  // 1/sqrt(2 pi)
+      d.a = torch::gelu(z);
+      const torch::Tensor cdf = 0.5 * (1 + torch::erf(z * inv_sqrt2));
+      const torch::Tensor pdf = torch::exp(-0.5 * z.square()) * inv_sqrt2pi;
+      d.d1 = cdf + z * pdf;
+      if (second) d.d2 = pdf * (2 - z.square());
+      return d;
+    }
+    case Activation::kSoftplus: {  // beta 1, threshold 20: linear above, as torch::softplus
+      d.a = torch::softplus(z);
+      const torch::Tensor s = torch::sigmoid(z), linear_part = z > 20;
+      d.d1 = torch::where(linear_part, torch::ones_like(s), s);
+      if (second) d.d2 = torch::where(linear_part, torch::zeros_like(s), s * (1 - s));
+      return d;
+    }
   }
-  return d;
+  throw InvalidArgument("forward_jet: no derivatives for activation " + to_string(activation));
 }
 
 // ---- tanh, fused (CPU) ------------------------------------------------------------------------
@@ -191,14 +197,14 @@ class TanhJet : public torch::autograd::Function<TanhJet> {
   }
 };
 
-StackedJet activate(const StackedJet& z, const torch::Tensor& bias, const std::string& name) {
-  if (name == "tanh" && z.data.device().is_cpu() &&
+StackedJet activate(const StackedJet& z, const torch::Tensor& bias, Activation activation) {
+  if (activation == Activation::kTanh && z.data.device().is_cpu() &&
       (z.data.scalar_type() == torch::kFloat || z.data.scalar_type() == torch::kDouble) &&
       (!bias.defined() || bias.scalar_type() == z.data.scalar_type())) {
     return StackedJet{TanhJet::apply(z.data, bias, z.t, z.xx), z.t, z.xx};
   }
   const torch::Tensor value = bias.defined() ? z.data.select(0, 0) + bias : z.data.select(0, 0);
-  const Derivatives d = derivatives(value, name, z.xx);
+  const Derivatives d = derivatives(value, activation, z.xx);
   std::vector<torch::Tensor> parts{d.a.unsqueeze(0),
                                    d.d1.unsqueeze(0) * z.data.narrow(0, 1, z.first_order())};
   if (z.xx) {
@@ -226,7 +232,7 @@ StackedJet product(const StackedJet& a, const StackedJet& b) {
   return StackedJet{torch::cat(parts), a.t, a.xx};
 }
 
-StackedJet activated_layer(const StackedJet& in, const torch::nn::Linear& layer, const std::string& activation) {
+StackedJet activated_layer(const StackedJet& in, const torch::nn::Linear& layer, Activation activation) {
   const Affine z = linear(in, layer);
   return activate(z.linear, z.bias, activation);
 }
@@ -245,12 +251,12 @@ SpaceTimeJet coordinate_jet(const torch::Tensor& xt, bool with_t, bool with_xx) 
   return jet;
 }
 
-SpaceTimeJet activate_jet(const SpaceTimeJet& z, const std::string& activation) {
+SpaceTimeJet activate_jet(const SpaceTimeJet& z, Activation activation) {
   return unstack(activate(stack(z), torch::Tensor(), activation));
 }
 
 SpaceTimeJet forward_jet(FullyConnectedImpl& network, const SpaceTimeJet& input) {
-  const std::string& activation = network.options().activation;
+  const Activation activation = network.options().activation;
   StackedJet h = stack(input);
   const auto& layers = network.linears();
   for (size_t l = 0; l + 1 < layers.size(); ++l) {
@@ -261,7 +267,7 @@ SpaceTimeJet forward_jet(FullyConnectedImpl& network, const SpaceTimeJet& input)
 }
 
 SpaceTimeJet forward_jet(ResNetImpl& network, const SpaceTimeJet& input) {
-  const std::string& activation = network.options().activation;
+  const Activation activation = network.options().activation;
   const auto& units = network.units();
   Affine z = linear(stack(input), units[0]);
   StackedJet h = activate(z.linear, z.bias, activation);
@@ -273,7 +279,7 @@ SpaceTimeJet forward_jet(ResNetImpl& network, const SpaceTimeJet& input) {
 }
 
 SpaceTimeJet forward_jet(ModifiedMlpImpl& network, const SpaceTimeJet& input) {
-  const std::string& activation = network.options().activation;
+  const Activation activation = network.options().activation;
   StackedJet h = stack(input);
   const StackedJet u = activated_layer(h, network.encoder_u(), activation);
   const StackedJet v = activated_layer(h, network.encoder_v(), activation);

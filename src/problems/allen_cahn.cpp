@@ -26,8 +26,8 @@ constexpr uint64_t kModelStream = 1ULL << 62;
 constexpr uint64_t kRadStream = 1ULL << 61;  ///< + 2 * round (+1: the draw among candidates)
 constexpr uint64_t kFactorizationStream = (1ULL << 62) + 1;  ///< the log-scales of --weight-factorization
 
-std::string check_positive(int64_t value, const char* option) {
-  return value >= 1 ? "" : std::string(option) + " must be >= 1, got " + std::to_string(value);
+std::string check_positive(int64_t value, const char* field) {
+  return value >= 1 ? "" : std::string(field) + " must be >= 1, got " + std::to_string(value);
 }
 
 }  // namespace
@@ -51,63 +51,55 @@ Derivatives parse_derivatives(const std::string& name) {
 std::string to_string(Derivatives derivatives) { return name_of(kDerivativeNames, derivatives); }
 
 std::string AllenCahnOptions::why_not_fused() const {
-  if (constraints != Constraints::kHard) return "it needs --constraints hard";
-  if (activation != "tanh") return "it needs --activation tanh";
-  if (model != "resnet" && model != "fc") return "it needs --model resnet or fc";
-  if (weight_factorization.enabled) return "it needs plain weights (no --weight-factorization)";
+  if (constraints != Constraints::kHard) return "it needs constraints hard";
+  if (activation != Activation::kTanh) return "it needs activation tanh";
+  if (model != PinnModel::kResNet && model != PinnModel::kFullyConnected) return "it needs model resnet or fc";
+  if (weight_factorization.enabled) return "it needs plain weights (no weight_factorization)";
   if (!device.is_cpu()) return "it runs on the CPU only";
   return "";
 }
 
 std::string AllenCahnOptions::validate() const {
-  if (!(diffusion >= 0) || !std::isfinite(diffusion)) return "--diffusion must be finite and >= 0";
-  if (!(reaction >= 0) || !std::isfinite(reaction)) return "the reaction coefficient must be finite and >= 0";
-  for (const std::string& e :
-       {check_positive(nf, "--nf"), check_positive(n0, "--n0"), check_positive(nb, "--nb")})
+  if (!(diffusion >= 0) || !std::isfinite(diffusion)) return "diffusion must be finite and >= 0";
+  if (!(reaction >= 0) || !std::isfinite(reaction)) return "reaction must be finite and >= 0";
+  for (const std::string& e : {check_positive(nf, "nf"), check_positive(n0, "n0"), check_positive(nb, "nb")})
     if (!e.empty()) return e;
-  if (!(ic_weight >= 0) || !std::isfinite(ic_weight)) return "--ic-weight must be finite and >= 0";
-  if (!(bc_weight >= 0) || !std::isfinite(bc_weight)) return "--bc-weight must be finite and >= 0";
-  if (resample_every < 0) return "--resample-every must be >= 0 (0 = never)";
+  if (!(ic_weight >= 0) || !std::isfinite(ic_weight)) return "ic_weight must be finite and >= 0";
+  if (!(bc_weight >= 0) || !std::isfinite(bc_weight)) return "bc_weight must be finite and >= 0";
+  if (resample_every < 0) return "resample_every must be >= 0 (0 = never)";
   if (resample_every > 0 && sampling == SamplingMethod::kGrid)
-    return "--resample-every needs random points (--sampling uniform or lhs), not a grid";
-  if (time_marching_stages < 0) return "--time-marching must be >= 0 (0 = off)";
-  if (std::string e = check_positive(stage_epochs, "--stage-epochs"); !e.empty()) return e;
-  if (rad_every < 0) return "--rad-every must be >= 0 (0 = off)";
+    return "resample_every needs random collocation sets (sampling uniform or lhs), not a grid";
+  if (time_marching_stages < 0) return "time_marching_stages must be >= 0 (0 = off)";
+  if (std::string e = check_positive(stage_epochs, "stage_epochs"); !e.empty()) return e;
+  if (rad_every < 0) return "rad_every must be >= 0 (0 = off)";
   if (rad_every > 0 && resample_every > 0)
-    return "--rad-every and --resample-every both draw new points: choose one";
-  if (rad_candidates < 0) return "--rad-candidates must be >= 0 (0 = 10 x --nf)";
+    return "rad_every and resample_every both redraw the collocation set: choose one";
+  if (rad_candidates < 0) return "rad_candidates must be >= 0 (0 = 10 x nf)";
   if (rad_candidates > 0 && rad_candidates < nf)
-    return "--rad-candidates " + std::to_string(rad_candidates) + " must be >= --nf " + std::to_string(nf) +
-           " (the points are drawn from the candidates without replacement)";
-  if (!(rad_k >= 0) || !std::isfinite(rad_k)) return "--rad-k must be finite and >= 0";
-  if (!(rad_c >= 0) || !std::isfinite(rad_c)) return "--rad-c must be finite and >= 0";
-  if (rad_k == 0 && rad_c == 0) return "--rad-k 0 with --rad-c 0 gives no distribution";
+    return "rad_candidates " + std::to_string(rad_candidates) + " must be >= nf " + std::to_string(nf) +
+           " (the collocation set is drawn from the candidates without replacement)";
+  if (!(rad_k >= 0) || !std::isfinite(rad_k)) return "rad_k must be finite and >= 0";
+  if (!(rad_c >= 0) || !std::isfinite(rad_c)) return "rad_c must be finite and >= 0";
+  if (rad_k == 0 && rad_c == 0) return "rad_k 0 with rad_c 0 gives no distribution";
   if (!(causal_epsilon >= 0) || !std::isfinite(causal_epsilon))
-    return "--causal-epsilon must be finite and >= 0 (0 = off)";
-  if (std::string e = check_positive(causal_bins, "--causal-bins"); !e.empty()) return e;
-  if (!(ic_decay >= 0) || !std::isfinite(ic_decay)) return "--ic-decay must be finite and >= 0";
+    return "causal_epsilon must be finite and >= 0 (0 = off)";
+  if (std::string e = check_positive(causal_bins, "causal_bins"); !e.empty()) return e;
+  if (!(ic_decay >= 0) || !std::isfinite(ic_decay)) return "ic_decay must be finite and >= 0";
   if (ic_decay > 0 && constraints != Constraints::kHard)
-    return "--ic-decay applies to hard constraints (the carrier of the exact initial condition)";
+    return "ic_decay applies to hard constraints (the carrier of the exact initial condition)";
   if (ic_smoothing && constraints != Constraints::kHard)
-    return "--ic-smoothing applies to hard constraints (the carrier of the exact initial condition)";
-  if (fourier_modes < 1 || fourier_modes > 64) return "--fourier-modes must be in [1, 64]";
+    return "ic_smoothing applies to hard constraints (the carrier of the exact initial condition)";
+  if (fourier_modes < 1 || fourier_modes > 64) return "fourier_modes must be in [1, 64]";
   if (fourier_modes > 1 && constraints != Constraints::kHard)
-    return "--fourier-modes applies to hard constraints (the soft network takes (x, t))";
-  if (model != "resnet" && model != "fc" && model != "modified-mlp")
-    return "--model must be resnet, fc or modified-mlp, got '" + model + "'";
-  if (std::string e = weight_factorization.validate(); !e.empty()) return e;
-  if (std::string e = check_positive(depth, "--depth"); !e.empty()) return e;
-  if (std::string e = check_positive(width, "--width"); !e.empty()) return e;
-  try {
-    check_activation(activation);
-  } catch (const InvalidArgument& e) {
-    return std::string("--activation: ") + e.what();
-  }
+    return "fourier_modes applies to hard constraints (the soft network takes (x, t))";
+  if (std::string e = weight_factorization.validate("weight_factorization."); !e.empty()) return e;
+  if (std::string e = check_positive(depth, "depth"); !e.empty()) return e;
+  if (std::string e = check_positive(width, "width"); !e.empty()) return e;
   if (dtype != torch::kFloat32 && dtype != torch::kFloat64)
-    return "--precision must be float32 or float64 for allen_cahn";
-  if (fused_chunk < 1) return "the fused loss's chunk must be >= 1";
+    return "dtype must be float32 or float64 for allen_cahn";
+  if (fused_chunk < 1) return "fused_chunk must be >= 1";
   if (derivatives == Derivatives::kFused && !why_not_fused().empty())
-    return "--derivatives fused: " + why_not_fused() + " (--derivatives auto picks taylor then)";
+    return "derivatives fused: " + why_not_fused() + " (derivatives auto picks taylor then)";
   if (shard.count < 1 || shard.index < 0 || shard.index >= shard.count)
     return "invalid shard " + std::to_string(shard.index) + " of " + std::to_string(shard.count);
   return "";

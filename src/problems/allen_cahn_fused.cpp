@@ -47,7 +47,7 @@ torch::Tensor rows(const torch::Tensor& flat, int64_t b, int64_t cols) {
 }  // namespace
 
 std::optional<FusedTanhNetwork> FusedTanhNetwork::of(ResNetImpl& network) {
-  if (network.options().activation != "tanh") return std::nullopt;
+  if (network.options().activation != Activation::kTanh) return std::nullopt;
   FusedTanhNetwork fused{network.units(), network.output(), true};
   if (!fusable(fused)) return std::nullopt;
   return fused;
@@ -55,7 +55,7 @@ std::optional<FusedTanhNetwork> FusedTanhNetwork::of(ResNetImpl& network) {
 
 std::optional<FusedTanhNetwork> FusedTanhNetwork::of(FullyConnectedImpl& network) {
   const auto& linears = network.linears();
-  if (network.options().activation != "tanh" || linears.size() < 2) return std::nullopt;
+  if (network.options().activation != Activation::kTanh || linears.size() < 2) return std::nullopt;
   FusedTanhNetwork fused{std::vector<torch::nn::Linear>(linears.begin(), linears.end() - 1),
                          linears.back(), false};
   if (!fusable(fused)) return std::nullopt;

@@ -8,20 +8,20 @@
 namespace ddtrain {
 
 std::string Basic1dOptions::validate() const {
-  if (points < 1) return "--nf must be >= 1, got " + std::to_string(points);
-  if (test_points < 2) return "--test-points must be >= 2";
-  if (!(boundary_weight >= 0)) return "--bc-weight must be >= 0";
-  if (!std::isfinite(amplitude)) return "the amplitude must be finite";
-  if (!(frequency > 0) || !std::isfinite(frequency)) return "the frequency must be finite and > 0";
+  if (points < 1) return "points must be >= 1, got " + std::to_string(points);
+  if (test_points < 2) return "test_points must be >= 2";
+  if (!(boundary_weight >= 0)) return "boundary_weight must be >= 0";
+  if (!std::isfinite(amplitude)) return "amplitude must be finite";
+  if (!(frequency > 0) || !std::isfinite(frequency)) return "frequency must be finite and > 0";
   if (shard.count < 1 || shard.index < 0 || shard.index >= shard.count) return "invalid shard";
-  if (blocks < 0) return "--blocks must be >= 0 (0: one piece per rank), got " + std::to_string(blocks);
+  if (blocks < 0) return "blocks must be >= 0 (0: one piece per rank), got " + std::to_string(blocks);
   if (blocks > 0 && blocks < shard.count)
-    return "--blocks " + std::to_string(blocks) + " is smaller than the number of data-parallel ranks (" +
+    return "blocks " + std::to_string(blocks) + " is smaller than the number of data-parallel ranks (" +
            std::to_string(shard.count) + "): every rank needs at least one block";
   const int64_t pieces = blocks > 0 ? blocks : shard.count;
   if (scaling == Scaling::kStrong && points < pieces)
-    return "--nf " + std::to_string(points) + " is smaller than the number of " +
-           (blocks > 0 ? "--blocks (" : "data-parallel ranks (") + std::to_string(pieces) +
+    return "points " + std::to_string(points) + " is smaller than the number of " +
+           (blocks > 0 ? "blocks (" : "data-parallel ranks (") + std::to_string(pieces) +
            "): every " + (blocks > 0 ? "block" : "rank") + " needs at least one point";
   return "";
 }

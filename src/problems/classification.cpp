@@ -15,17 +15,16 @@ const char* classification_datasets() { return "mnist, fashion_mnist, cifar10"; 
 
 std::string ClassificationOptions::validate() const {
   if (dataset != "mnist" && dataset != "fashion_mnist" && dataset != "cifar10")
-    return "unknown classification data set '" + dataset + "' (accepted: " +
+    return "unknown classification dataset '" + dataset + "' (accepted: " +
            classification_datasets() + ")";
   if (model != "ffnn" && model != "cnn")
-    return "--model '" + model + "' is not a classification network (accepted: " +
-           classifier_models() + ")";
-  if (hidden < 1) return "--hidden must be >= 1, got " + std::to_string(hidden);
+    return "model '" + model + "' is not a classification network (accepted: " + classifier_models() + ")";
+  if (hidden < 1) return "hidden must be >= 1, got " + std::to_string(hidden);
   if (dtype != torch::kFloat32 && dtype != torch::kFloat64)
-    return "--dtype must be float32 or float64 for classification";
-  if (train_subset < 0) return "--train-subset must be >= 0 (0 = all), got " + std::to_string(train_subset);
-  if (test_subset < 0) return "--test-subset must be >= 0 (0 = all), got " + std::to_string(test_subset);
-  if (eval_chunk < 1) return "evaluation chunk must be >= 1";
+    return "dtype must be float32 or float64 for classification";
+  if (train_subset < 0) return "train_subset must be >= 0 (0 = all), got " + std::to_string(train_subset);
+  if (test_subset < 0) return "test_subset must be >= 0 (0 = all), got " + std::to_string(test_subset);
+  if (eval_chunk < 1) return "eval_chunk must be >= 1";
   return "";
 }
 

@@ -18,17 +18,17 @@ enum PointSet : uint64_t { kResidualSet = 0, kInitialSet = 1, kBoundarySet = 2 }
 constexpr uint64_t kModelStream = 1ULL << 62;
 constexpr uint64_t kFactorizationStream = (1ULL << 62) + 1;
 
-std::string check_positive(int64_t value, const char* option) {
-  return value >= 1 ? "" : std::string(option) + " must be >= 1, got " + std::to_string(value);
+std::string check_positive(int64_t value, const char* field) {
+  return value >= 1 ? "" : std::string(field) + " must be >= 1, got " + std::to_string(value);
 }
 
-std::string check_weight(double value, const char* option) {
-  return value >= 0 && std::isfinite(value) ? "" : std::string(option) + " must be finite and >= 0";
+std::string check_weight(double value, const char* field) {
+  return value >= 0 && std::isfinite(value) ? "" : std::string(field) + " must be finite and >= 0";
 }
 
 std::string check_grid(int nx, int nt) {
-  if (nx < 2) return "--reference-nx must be >= 2, got " + std::to_string(nx);
-  if (nt < 2) return "--reference-nt must be >= 2, got " + std::to_string(nt);
+  if (nx < 2) return "reference_nx must be >= 2, got " + std::to_string(nx);
+  if (nt < 2) return "reference_nt must be >= 2, got " + std::to_string(nt);
   return "";
 }
 
@@ -43,21 +43,14 @@ const Options& validated(const Options& options) {
 // ---- options ----------------------------------------------------------------------------------
 
 std::string PinnBenchmarkOptions::validate(const std::string& problem) const {
-  for (const std::string& e : {check_positive(nf, "--nf"), check_positive(n0, "--n0"), check_positive(nb, "--nb"),
-                               check_weight(ic_weight, "--ic-weight"), check_weight(bc_weight, "--bc-weight"),
-                               check_positive(depth, "--depth"), check_positive(width, "--width")})
+  for (const std::string& e : {check_positive(nf, "nf"), check_positive(n0, "n0"), check_positive(nb, "nb"),
+                               check_weight(ic_weight, "ic_weight"), check_weight(bc_weight, "bc_weight"),
+                               check_positive(depth, "depth"), check_positive(width, "width")})
     if (!e.empty()) return e;
-  if (model != "resnet" && model != "fc" && model != "modified-mlp")
-    return "--model must be resnet, fc or modified-mlp, got '" + model + "'";
-  try {
-    check_activation(activation);
-  } catch (const InvalidArgument& e) {
-    return std::string("--activation: ") + e.what();
-  }
   if (derivatives == Derivatives::kFused)
-    return "--derivatives fused is the Allen-Cahn loss only; " + problem + " takes auto, taylor or autograd";
+    return "derivatives fused is the Allen-Cahn loss only; " + problem + " takes auto, taylor or autograd";
   if (dtype != torch::kFloat32 && dtype != torch::kFloat64)
-    return "--precision must be float32 or float64 for " + problem;
+    return "dtype must be float32 or float64 for " + problem;
   if (shard.count < 1 || shard.index < 0 || shard.index >= shard.count)
     return "invalid shard " + std::to_string(shard.index) + " of " + std::to_string(shard.count);
   return "";
@@ -65,7 +58,7 @@ std::string PinnBenchmarkOptions::validate(const std::string& problem) const {
 
 std::string BurgersOptions::validate() const {
   if (std::string e = PinnBenchmarkOptions::validate("burgers"); !e.empty()) return e;
-  if (!(viscosity > 0) || !std::isfinite(viscosity)) return "--viscosity must be finite and > 0";
+  if (!(viscosity > 0) || !std::isfinite(viscosity)) return "viscosity must be finite and > 0";
   if (std::string e = check_grid(reference_nx, reference_nt); !e.empty()) return e;
   reference::BurgersReferenceOptions solve;
   solve.quadrature_nodes = quadrature_nodes;

@@ -7,11 +7,16 @@
 #include <fstream>
 #include <vector>
 
+#include "ddtrain/enum_names.hpp"
 #include "ddtrain/error.hpp"
 #include "ddtrain/models/resnet.hpp"
 
 namespace ddtrain {
 namespace {
+
+constexpr NameTable<PinnModel, 3> kPinnModelNames{{{PinnModel::kResNet, "resnet"},
+                                                   {PinnModel::kFullyConnected, "fc"},
+                                                   {PinnModel::kModifiedMlp, "modified-mlp"}}};
 
 /// Xavier-normal weights and zero biases (the usual tanh-PINN initialization), drawn in float64
 /// from a generator of its own.
@@ -38,23 +43,32 @@ void wrap(PinnNetwork& out, Net net) {
 
 }  // namespace
 
+PinnModel parse_pinn_model(const std::string& name) { return parse_name(kPinnModelNames, name, "model"); }
+std::string to_string(PinnModel model) { return name_of(kPinnModelNames, model); }
+
 PinnNetwork make_pinn_network(const PinnNetworkOptions& o, uint64_t seed, uint64_t factorization_seed,
                               torch::Dtype dtype, torch::Device device) {
   PinnNetwork out;
-  if (o.model == "resnet") {
-    ResNet net(ResNetOptions{o.inputs, 1, o.depth, o.width, o.activation});
-    wrap(out, net);
-    out.fused = FusedTanhNetwork::of(*net);
-    out.layer_of = resnet_layer_of;
-  } else if (o.model == "fc") {
-    FullyConnected net(FullyConnectedOptions{o.inputs, 1, o.depth, o.width, o.activation});
-    wrap(out, net);
-    out.fused = FusedTanhNetwork::of(*net);
-  } else if (o.model == "modified-mlp") {
-    wrap(out, ModifiedMlp(FullyConnectedOptions{o.inputs, 1, o.depth, o.width, o.activation}));
-  } else {
-    throw InvalidArgument("--model must be resnet, fc or modified-mlp, got '" + o.model + "'");
+  switch (o.model) {
+    case PinnModel::kResNet: {
+      ResNet net(ResNetOptions{o.inputs, 1, o.depth, o.width, o.activation});
+      wrap(out, net);
+      out.fused = FusedTanhNetwork::of(*net);
+      out.layer_of = resnet_layer_of;
+      break;
+    }
+    case PinnModel::kFullyConnected: {
+      FullyConnected net(FullyConnectedOptions{o.inputs, 1, o.depth, o.width, o.activation});
+      wrap(out, net);
+      out.fused = FusedTanhNetwork::of(*net);
+      break;
+    }
+    case PinnModel::kModifiedMlp:
+      wrap(out, ModifiedMlp(FullyConnectedOptions{o.inputs, 1, o.depth, o.width, o.activation}));
+      break;
   }
+  DDTRAIN_CHECK(out.module, InvalidArgument, "make_pinn_network: invalid PinnModel value ",
+                static_cast<int>(o.model));
   initialize_xavier(*out.module, seed);
   out.module->to(device, dtype);
   factorize_weights(*out.module, o.weight_factorization, factorization_seed);

@@ -25,10 +25,10 @@ Scaling parse_scaling(const std::string& name) { return parse_name(kScalingNames
 std::string to_string(Scaling scaling) { return name_of(kScalingNames, scaling); }
 
 std::string SamplingOptions::validate() const {
-  if (count < 1) return "the number of collocation points must be >= 1, got " + std::to_string(count);
-  if (shard.count < 1) return "the number of shards must be >= 1";
+  if (count < 1) return "count must be >= 1, got " + std::to_string(count);
+  if (shard.count < 1) return "shard.count must be >= 1";
   if (shard.index < 0 || shard.index >= shard.count)
-    return "shard index " + std::to_string(shard.index) + " is outside [0, " +
+    return "shard.index " + std::to_string(shard.index) + " is outside [0, " +
            std::to_string(shard.count) + ")";
   return "";
 }

@@ -15,7 +15,7 @@ constexpr int kMinNodes = 8, kMaxNodes = 600;
 
 std::string check_nodes(int n) {
   if (n < kMinNodes || n > kMaxNodes)
-    return "the Gauss-Hermite node count must be in [" + std::to_string(kMinNodes) + ", " +
+    return "quadrature_nodes (Gauss-Hermite) must be in [" + std::to_string(kMinNodes) + ", " +
            std::to_string(kMaxNodes) + "], got " + std::to_string(n);
   return "";
 }
@@ -67,16 +67,16 @@ GaussHermiteRule gauss_hermite(int n) {
 }
 
 std::string BurgersReferenceOptions::validate() const {
-  if (nx < 2) return "the Burgers reference grid needs nx >= 2, got " + std::to_string(nx);
-  if (nt < 2) return "the Burgers reference grid needs nt >= 2, got " + std::to_string(nt);
-  if (!(t_end > 0) || !std::isfinite(t_end)) return "the Burgers reference's t_end must be finite and > 0";
-  if (!(viscosity > 0) || !std::isfinite(viscosity)) return "--viscosity must be finite and > 0";
+  if (nx < 2) return "nx must be >= 2, got " + std::to_string(nx);
+  if (nt < 2) return "nt must be >= 2, got " + std::to_string(nt);
+  if (!(t_end > 0) || !std::isfinite(t_end)) return "t_end must be finite and > 0";
+  if (!(viscosity > 0) || !std::isfinite(viscosity)) return "viscosity must be finite and > 0";
   return check_nodes(quadrature_nodes);
 }
 
 BurgersColeHopf::BurgersColeHopf(double viscosity, int quadrature_nodes) : viscosity_(viscosity) {
   DDTRAIN_CHECK(viscosity > 0 && std::isfinite(viscosity), InvalidArgument,
-                "--viscosity must be finite and > 0");
+                "viscosity must be finite and > 0");
   require_valid(check_nodes(quadrature_nodes));
   rule_ = gauss_hermite(quadrature_nodes);
 }

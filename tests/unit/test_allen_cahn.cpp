@@ -496,7 +496,7 @@ TEST(AllenCahnRad, AdaptedPointsConcentrateWhereTheResidualIsLarge) {
 // never resets the solver on a change of data; a reset would zero the counters and restart from I.
 TEST(AllenCahnRad, DenseQuasiNewtonKeepsItsInverseHessianAcrossRedraws) {
   AllenCahnOptions o = tiny_options();
-  o.model = "fc";
+  o.model = PinnModel::kFullyConnected;
   o.rad_every = 3;
   AllenCahnProblem problem(o, small_reference());
   const torch::Tensor first_points = problem.residual_points().detach().clone();
@@ -569,39 +569,37 @@ TEST(AllenCahnCausal, WeightsBinsByTheResidualOfEarlierTimesFrozenPerEpoch) {
 
 // ---- options --------------------------------------------------------------------------------
 
-TEST(AllenCahnOptions, DefaultsAreValidAndInvalidOptionsNameTheirOption) {
+TEST(AllenCahnOptions, DefaultsAreValidAndInvalidOptionsNameTheirField) {
   EXPECT_EQ(AllenCahnOptions{}.validate(), "");
   const std::vector<std::pair<std::function<void(AllenCahnOptions&)>, std::string>> cases = {
-      {[](AllenCahnOptions& o) { o.nf = 0; }, "--nf"},
-      {[](AllenCahnOptions& o) { o.n0 = -1; }, "--n0"},
-      {[](AllenCahnOptions& o) { o.nb = 0; }, "--nb"},
-      {[](AllenCahnOptions& o) { o.diffusion = -1; }, "--diffusion"},
-      {[](AllenCahnOptions& o) { o.ic_weight = -1; }, "--ic-weight"},
-      {[](AllenCahnOptions& o) { o.bc_weight = NAN; }, "--bc-weight"},
-      {[](AllenCahnOptions& o) { o.resample_every = -2; }, "--resample-every"},
+      {[](AllenCahnOptions& o) { o.nf = 0; }, "nf "},
+      {[](AllenCahnOptions& o) { o.n0 = -1; }, "n0 "},
+      {[](AllenCahnOptions& o) { o.nb = 0; }, "nb "},
+      {[](AllenCahnOptions& o) { o.diffusion = -1; }, "diffusion "},
+      {[](AllenCahnOptions& o) { o.ic_weight = -1; }, "ic_weight "},
+      {[](AllenCahnOptions& o) { o.bc_weight = NAN; }, "bc_weight "},
+      {[](AllenCahnOptions& o) { o.resample_every = -2; }, "resample_every "},
       {[](AllenCahnOptions& o) {
          o.resample_every = 5;
          o.sampling = SamplingMethod::kGrid;
        },
-       "--resample-every"},
-      {[](AllenCahnOptions& o) { o.time_marching_stages = -1; }, "--time-marching"},
-      {[](AllenCahnOptions& o) { o.stage_epochs = 0; }, "--stage-epochs"},
-      {[](AllenCahnOptions& o) { o.rad_every = -1; }, "--rad-every"},
+       "resample_every "},
+      {[](AllenCahnOptions& o) { o.time_marching_stages = -1; }, "time_marching_stages"},
+      {[](AllenCahnOptions& o) { o.stage_epochs = 0; }, "stage_epochs "},
+      {[](AllenCahnOptions& o) { o.rad_every = -1; }, "rad_every "},
       {[](AllenCahnOptions& o) {
          o.rad_every = 2;
          o.resample_every = 2;
        },
        "choose one"},
-      {[](AllenCahnOptions& o) { o.rad_candidates = 10; }, "--rad-candidates"},
-      {[](AllenCahnOptions& o) { o.rad_k = -1; }, "--rad-k"},
-      {[](AllenCahnOptions& o) { o.rad_c = NAN; }, "--rad-c"},
-      {[](AllenCahnOptions& o) { o.causal_epsilon = -1; }, "--causal-epsilon"},
-      {[](AllenCahnOptions& o) { o.causal_bins = 0; }, "--causal-bins"},
-      {[](AllenCahnOptions& o) { o.model = "transformer"; }, "--model"},
-      {[](AllenCahnOptions& o) { o.depth = 0; }, "--depth"},
-      {[](AllenCahnOptions& o) { o.width = 0; }, "--width"},
-      {[](AllenCahnOptions& o) { o.activation = "swish"; }, "--activation"},
-      {[](AllenCahnOptions& o) { o.dtype = torch::kInt32; }, "--precision"},
+      {[](AllenCahnOptions& o) { o.rad_candidates = 10; }, "rad_candidates "},
+      {[](AllenCahnOptions& o) { o.rad_k = -1; }, "rad_k "},
+      {[](AllenCahnOptions& o) { o.rad_c = NAN; }, "rad_c "},
+      {[](AllenCahnOptions& o) { o.causal_epsilon = -1; }, "causal_epsilon "},
+      {[](AllenCahnOptions& o) { o.causal_bins = 0; }, "causal_bins "},
+      {[](AllenCahnOptions& o) { o.depth = 0; }, "depth "},
+      {[](AllenCahnOptions& o) { o.width = 0; }, "width "},
+      {[](AllenCahnOptions& o) { o.dtype = torch::kInt32; }, "dtype"},
   };
   for (const auto& [mutate, option] : cases) {
     AllenCahnOptions o;
@@ -611,12 +609,14 @@ TEST(AllenCahnOptions, DefaultsAreValidAndInvalidOptionsNameTheirOption) {
     EXPECT_THROW(AllenCahnProblem(o, small_reference()), InvalidArgument) << option;
   }
   EXPECT_THROW(parse_constraints("medium"), InvalidArgument);
+  EXPECT_THROW(parse_pinn_model("transformer"), InvalidArgument);
+  EXPECT_THROW(parse_activation("swish"), InvalidArgument);
   EXPECT_EQ(parse_constraints("soft"), Constraints::kSoft);
 }
 
 TEST(AllenCahnOptions, FullyConnectedModelAndFloat32) {
   AllenCahnOptions o = tiny_options();
-  o.model = "fc";
+  o.model = PinnModel::kFullyConnected;
   o.dtype = torch::kFloat32;
   AllenCahnProblem problem(o, small_reference());
   EXPECT_EQ(problem.parameters().layers().size(), 4u);  // 3 hidden + output
@@ -624,7 +624,7 @@ TEST(AllenCahnOptions, FullyConnectedModelAndFloat32) {
   EXPECT_EQ(problem.loss({}).scalar_type(), torch::kFloat32);
   EXPECT_THROW(problem.loss(torch::arange(3)), InvalidArgument);
 
-  o.model = "resnet";
+  o.model = PinnModel::kResNet;
   AllenCahnProblem resnet(o, small_reference());
   EXPECT_EQ(resnet.parameters().layers().size(), 3u);  // the units
 }

@@ -250,16 +250,16 @@ TEST_F(Classification, ClearErrors) {
 
   o.model = "resnet";
   EXPECT_NE(o.validate().find("accepted: ffnn, cnn"), std::string::npos) << o.validate();
-  expect_error<ddtrain::InvalidArgument>([&] { ClassificationProblem p(o); }, {"--model 'resnet'"});
+  expect_error<ddtrain::InvalidArgument>([&] { ClassificationProblem p(o); }, {"model 'resnet'"});
   o.model = "ffnn";
   o.dataset = "svhn";
   EXPECT_NE(o.validate().find("mnist, fashion_mnist, cifar10"), std::string::npos);
   o.dataset = "mnist";
   o.hidden = 0;
-  EXPECT_NE(o.validate().find("--hidden"), std::string::npos);
+  EXPECT_NE(o.validate().find("hidden must be"), std::string::npos);
   o.hidden = 4;
   o.train_subset = -1;
-  EXPECT_NE(o.validate().find("--train-subset"), std::string::npos);
+  EXPECT_NE(o.validate().find("train_subset must be"), std::string::npos);
   o.train_subset = 0;
   EXPECT_EQ(o.validate(), "");
 

@@ -105,6 +105,40 @@ TEST(Cli, BadInputGivesOneClearLine) {
   expect_one_line_error("compare --solvers", "needs a value");
 }
 
+// Library validate() messages name fields ("local.eta1 must be in [0, 1)"); the command line
+// reports the option that sets each: foo_bar is --foo-bar, the rest comes from one table
+// (src/cli/flag_names.cpp).
+TEST(Cli, OptionErrorsNameTheOptionNotTheField) {
+  expect_one_line_error("train --solver adam --lr 0", "--lr must be > 0");
+  expect_one_line_error("train --solver adam --adam-epsilon 0", "--adam-epsilon must be > 0");
+  expect_one_line_error("train --solver sgd --nesterov", "--nesterov needs --momentum > 0");
+  expect_one_line_error("train --solver tr --global-steps 0", "--global-steps must be >= 1, got 0");
+  expect_one_line_error("train --solver tr --eta1 0.5 --eta2 0.2", "--eta2 must be in [--eta1, 1)");
+  expect_one_line_error("train --solver tr --dogleg", "--dogleg needs --tr-model lsr1");
+  expect_one_line_error("train --solver sapts --local-steps 0", "--local-steps must be >= 1, got 0");
+  expect_one_line_error("train --solver sapts --local-eta1 2", "--local-eta1 must be in [0, 1)");
+  expect_one_line_error("train --solver sapts --radius-decrease 2", "--radius-decrease must be in (0, 1)");
+  expect_one_line_error("train --solver sapts --tr-memory 0", "--tr-memory must be >= 1");
+  expect_one_line_error("train --solver plbfgs --local-solver bfgs --local-lr 0.5",
+                        "--local-lr does not apply to --local-solver bfgs");
+  expect_one_line_error("train --solver plbfgs --variant multiplicative --combination weighted",
+                        "--combination applies to --variant additive only");
+  expect_one_line_error("train --time-limit -1", "--time-limit must be >= 0 seconds");
+  expect_one_line_error("train --problem poisson1d --bc-weight -1", "--bc-weight must be >= 0");
+  expect_one_line_error("train --problem allen_cahn --rad-every 2 --resample-every 2",
+                        "--rad-every and --resample-every both redraw the collocation set: choose one");
+  expect_one_line_error("train --problem allen_cahn --time-marching -1", "--time-marching must be >= 0");
+  expect_one_line_error("train --problem allen_cahn --weight-factorization --factorization-std -1",
+                        "--factorization-std must be finite and >= 0");
+  expect_one_line_error("train --problem allen_cahn --model modified-mlp --derivatives fused",
+                        "--derivatives fused: it needs --model resnet or fc (--derivatives auto picks taylor then)");
+  expect_one_line_error("train --problem allen_cahn --model mlp",
+                        "--model: unknown model 'mlp' (accepted: resnet, fc, modified-mlp)");
+  expect_one_line_error("reference burgers --nx 1 --out x.mat", "--nx must be >= 2, got 1");
+  expect_one_line_error("reference burgers --quadrature-nodes 4 --out x.mat",
+                        "--quadrature-nodes (Gauss-Hermite) must be in [8, 600]");
+}
+
 TEST(Cli, ConfigFileErrorsNameTheFile) {
   fs::path dir = scratch("config");
   std::ofstream(dir / "bad.ini") << "epochs = 3\nno_such_key = 1\n";

@@ -150,14 +150,14 @@ TEST(PlbfgsOptions, DefaultsAreValidAndErrorsNameTheOption) {
   EXPECT_EQ(PlbfgsOptions{}.validate(), "");
   PlbfgsOptions o;
   o.local_steps = 0;
-  EXPECT_NE(o.validate().find("--local-steps"), std::string::npos);
+  EXPECT_NE(o.validate().find("local_steps must be"), std::string::npos);
   o = {};
   o.history = 0;
-  EXPECT_NE(o.validate().find("--history"), std::string::npos);
+  EXPECT_NE(o.validate().find("history must be"), std::string::npos);
   o = {};
   o.variant = PlbfgsVariant::kMultiplicative;
   o.combination = CorrectionCombination::kWeighted;
-  EXPECT_NE(o.validate().find("--combination"), std::string::npos);
+  EXPECT_NE(o.validate().find("combination applies"), std::string::npos);
   EXPECT_THROW(Plbfgs{o}, InvalidArgument);
   EXPECT_THROW(parse_plbfgs_variant("schwarz"), InvalidArgument);
   EXPECT_EQ(parse_local_solver("adam"), LocalSolverType::kAdam);
@@ -641,5 +641,5 @@ TEST(PlbfgsOptions, DenseSolverNamesAndInapplicableOptions) {
   PlbfgsOptions o;
   o.local_solver = LocalSolverType::kBfgs;
   o.local_learning_rate = 0.1;
-  EXPECT_NE(o.validate().find("--local-lr does not apply"), std::string::npos);
+  EXPECT_NE(o.validate().find("local_learning_rate does not apply"), std::string::npos);
 }

@@ -15,13 +15,13 @@ TEST(ResNet, DefaultsAreTheSeedsSixByForty) {
   const ResNetOptions o;
   EXPECT_EQ(o.depth, 6);
   EXPECT_EQ(o.width, 40);
-  EXPECT_EQ(o.activation, "tanh");
+  EXPECT_EQ(o.activation, Activation::kTanh);
   EXPECT_EQ(o.validate(), "");
 }
 
 TEST(ResNet, ForwardIsLiftResidualBlocksAndLinearOutput) {
   torch::manual_seed(3);
-  ResNet net(ResNetOptions{3, 2, 4, 5, "tanh"});
+  ResNet net(ResNetOptions{3, 2, 4, 5, Activation::kTanh});
   net->to(torch::kFloat64);
   const torch::Tensor x = torch::randn({7, 3}, torch::kFloat64);
   const auto& u = net->units();
@@ -36,7 +36,7 @@ TEST(ResNet, ForwardIsLiftResidualBlocksAndLinearOutput) {
 
 TEST(ResNet, ActivationIsConfigurable) {
   torch::manual_seed(4);
-  ResNet net(ResNetOptions{1, 1, 2, 3, "sin"});
+  ResNet net(ResNetOptions{1, 1, 2, 3, Activation::kSin});
   net->to(torch::kFloat64);
   const torch::Tensor x = torch::randn({5, 1}, torch::kFloat64);
   const auto& u = net->units();
@@ -47,7 +47,7 @@ TEST(ResNet, ActivationIsConfigurable) {
 }
 
 TEST(ResNet, DecompositionLayersAreTheUnitsWithOutputInTheLast) {
-  ResNet net(ResNetOptions{2, 1, 6, 40, "tanh"});
+  ResNet net(ResNetOptions{2, 1, 6, 40, Activation::kTanh});
   FlatParameters flat(*net, resnet_layer_of);
   const auto& layers = flat.layers();
   ASSERT_EQ(layers.size(), 6u);
@@ -68,17 +68,16 @@ TEST(ResNet, DecompositionLayersAreTheUnitsWithOutputInTheLast) {
 }
 
 TEST(ResNet, DepthOneIsLiftPlusOutput) {
-  ResNet net(ResNetOptions{2, 1, 1, 8, "tanh"});
+  ResNet net(ResNetOptions{2, 1, 1, 8, Activation::kTanh});
   FlatParameters flat(*net, resnet_layer_of);
   ASSERT_EQ(flat.layers().size(), 1u);
   EXPECT_EQ(flat.size(), linear_size(2, 8) + linear_size(8, 1));
 }
 
-TEST(ResNet, InvalidOptionsNameTheOption) {
-  EXPECT_NE(ResNetOptions({2, 1, 0, 40, "tanh"}).validate().find("--depth"), std::string::npos);
-  EXPECT_NE(ResNetOptions({2, 1, 6, 0, "tanh"}).validate().find("--width"), std::string::npos);
-  EXPECT_NE(ResNetOptions({2, 1, 6, 40, "swish"}).validate().find("--activation"), std::string::npos);
-  EXPECT_THROW(ResNet(ResNetOptions{2, 1, 0, 40, "tanh"}), InvalidArgument);
+TEST(ResNet, InvalidOptionsNameTheField) {
+  EXPECT_NE(ResNetOptions({2, 1, 0, 40, Activation::kTanh}).validate().find("depth must be"), std::string::npos);
+  EXPECT_NE(ResNetOptions({2, 1, 6, 0, Activation::kTanh}).validate().find("width must be"), std::string::npos);
+  EXPECT_THROW(ResNet(ResNetOptions{2, 1, 0, 40, Activation::kTanh}), InvalidArgument);
 }
 
 }  // namespace

@@ -211,13 +211,13 @@ TEST(AdditiveTrustRegionOptions, Validate) {
   AdditiveTrustRegionOptions o;
   EXPECT_EQ(o.validate(), "");
   o.local_steps = 0;
-  EXPECT_NE(o.validate().find("--local-steps"), std::string::npos);
+  EXPECT_NE(o.validate().find("local_steps must be"), std::string::npos);
   o = {};
   o.local.eta2 = 0.1;
-  EXPECT_NE(o.validate().find("--local-eta2"), std::string::npos);
+  EXPECT_NE(o.validate().find("local.eta2 must be"), std::string::npos);
   o = {};
   o.global.model = TrustRegionModel::kLsr1;  // the local model must agree
-  EXPECT_NE(o.validate().find("--tr-model"), std::string::npos);
+  EXPECT_NE(o.validate().find("global.model"), std::string::npos);
   EXPECT_THROW(Sapts{o}, InvalidArgument);
 }
 

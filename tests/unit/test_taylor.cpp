@@ -53,8 +53,8 @@ TEST(TaylorJet, NetworkJetsEqualNestedAutogradForEveryActivation) {
   torch::manual_seed(3);
   const torch::Tensor xt = torch::rand({57, 2}, kF64) * 2 - 1;
   for (const std::string activation : {"tanh", "relu", "sigmoid", "sin", "gelu", "softplus"}) {
-    FullyConnected fc(FullyConnectedOptions{2, 1, 3, 9, activation});
-    ResNet resnet(ResNetOptions{2, 1, 3, 9, activation});
+    FullyConnected fc(FullyConnectedOptions{2, 1, 3, 9, parse_activation(activation)});
+    ResNet resnet(ResNetOptions{2, 1, 3, 9, parse_activation(activation)});
     fc->to(torch::kFloat64);
     resnet->to(torch::kFloat64);
     expect_jet_equals_autograd(forward_jet(*fc, coordinate_jet(xt)),
@@ -73,9 +73,9 @@ TEST(TaylorJet, ModifiedMlpAndFactorizedWeightsEqualNestedAutograd) {
   for (const std::string activation : {"tanh", "sin", "relu"}) {
     for (bool factorized : {false, true}) {
       const std::string what = activation + (factorized ? " factorized" : "");
-      ModifiedMlp gated(FullyConnectedOptions{2, 1, 3, 7, activation});
-      FullyConnected fc(FullyConnectedOptions{2, 1, 2, 6, activation});
-      ResNet resnet(ResNetOptions{2, 1, 2, 6, activation});
+      ModifiedMlp gated(FullyConnectedOptions{2, 1, 3, 7, parse_activation(activation)});
+      FullyConnected fc(FullyConnectedOptions{2, 1, 2, 6, parse_activation(activation)});
+      ResNet resnet(ResNetOptions{2, 1, 2, 6, parse_activation(activation)});
       for (torch::nn::Module* m : {static_cast<torch::nn::Module*>(gated.get()),
                                    static_cast<torch::nn::Module*>(fc.get()),
                                    static_cast<torch::nn::Module*>(resnet.get())}) {
@@ -96,7 +96,7 @@ TEST(TaylorJet, ModifiedMlpAndFactorizedWeightsEqualNestedAutograd) {
 }
 
 TEST(TaylorJet, ModifiedMlpIsTheGatedNetworkOfItsDefinition) {
-  ModifiedMlp net(FullyConnectedOptions{2, 1, 2, 5, "tanh"});
+  ModifiedMlp net(FullyConnectedOptions{2, 1, 2, 5, Activation::kTanh});
   net->to(torch::kFloat64);
   EXPECT_EQ(net->parameters().size(), 2u * 5u);  // encoders u, v, two gates, output
   const torch::Tensor x = torch::rand({9, 2}, kF64);
@@ -111,7 +111,7 @@ TEST(TaylorJet, ModifiedMlpIsTheGatedNetworkOfItsDefinition) {
 }
 
 TEST(WeightFactorization, KeepsTheFunctionAndAddsOneLogScalePerUnit) {
-  FullyConnected fc(FullyConnectedOptions{2, 1, 3, 9, "tanh"});
+  FullyConnected fc(FullyConnectedOptions{2, 1, 3, 9, Activation::kTanh});
   fc->to(torch::kFloat64);
   const torch::Tensor x = torch::rand({13, 2}, kF64);
   const torch::Tensor before = fc->forward(x).detach();
@@ -130,12 +130,12 @@ TEST(WeightFactorization, KeepsTheFunctionAndAddsOneLogScalePerUnit) {
   EXPECT_LT(fc->linears()[1]->weight.abs().sum().item<double>(),
             0.5 * effective_weight(fc->linears()[1]).abs().sum().item<double>());
   EXPECT_THROW(factorize_weights(*fc, WeightFactorization{true, 1.0, 0.1}, 3), InvalidArgument);
-  EXPECT_NE(WeightFactorization({true, 1.0, -1.0}).validate().find("--factorization-std"), std::string::npos);
-  EXPECT_NE(WeightFactorization({true, NAN, 0.1}).validate().find("--factorization-mean"), std::string::npos);
+  EXPECT_NE(WeightFactorization({true, 1.0, -1.0}).validate().find("std must be finite"), std::string::npos);
+  EXPECT_NE(WeightFactorization({true, NAN, 0.1}).validate().find("mean must be finite"), std::string::npos);
 }
 
 TEST(TaylorJet, FirstOrderJetLeavesOutTAndXx) {
-  ResNet net(ResNetOptions{2, 1, 2, 5, "tanh"});
+  ResNet net(ResNetOptions{2, 1, 2, 5, Activation::kTanh});
   net->to(torch::kFloat64);
   const torch::Tensor xt = torch::rand({11, 2}, kF64);
   const SpaceTimeJet jet = forward_jet(*net, coordinate_jet(xt, false, false));
@@ -147,11 +147,19 @@ TEST(TaylorJet, FirstOrderJetLeavesOutTAndXx) {
 }
 
 TEST(TaylorJet, RejectsAMismatchedInputAndAnUnknownActivation) {
-  ResNet net(ResNetOptions{3, 1, 2, 5, "tanh"});
+  ResNet net(ResNetOptions{3, 1, 2, 5, Activation::kTanh});
   net->to(torch::kFloat64);
   EXPECT_THROW(forward_jet(*net, coordinate_jet(torch::rand({4, 2}, kF64))), InvalidArgument);
   EXPECT_THROW(coordinate_jet(torch::rand({4, 3}, kF64)), InvalidArgument);
-  EXPECT_THROW(activate_jet(coordinate_jet(torch::rand({4, 2}, kF64)), "swish"), InvalidArgument);
+  // An unknown name fails where it is parsed, with the accepted names; every name round-trips.
+  try {
+    parse_activation("swish");
+    ADD_FAILURE() << "parse_activation accepted 'swish'";
+  } catch (const InvalidArgument& e) {
+    EXPECT_STREQ(e.what(), "unknown activation 'swish' (accepted: tanh, relu, sigmoid, sin, gelu, softplus)");
+  }
+  for (const char* name : {"tanh", "relu", "sigmoid", "sin", "gelu", "softplus"})
+    EXPECT_EQ(to_string(parse_activation(name)), name);
 }
 
 // ---- the Allen–Cahn problem ----------------------------------------------------------------
@@ -169,7 +177,7 @@ AllenCahnOptions tiny_options(Constraints constraints, const std::string& model,
   o.nf = 157;
   o.n0 = 23;
   o.nb = 19;
-  o.model = model;
+  o.model = parse_pinn_model(model);
   o.depth = 3;
   o.width = 10;
   o.diffusion = 0.01;  // larger than the default so u_xx weighs in the comparison
@@ -438,7 +446,7 @@ TEST(FusedAllenCahn, AutoFallsBackToTaylorAndAnExplicitFusedRequestIsCheckedClea
   AllenCahnProblem soft(tiny_options(Constraints::kSoft, "resnet", Derivatives::kAuto), reference);
   EXPECT_EQ(soft.derivatives(), Derivatives::kTaylor);
   AllenCahnOptions sine = tiny_options(Constraints::kHard, "resnet", Derivatives::kAuto);
-  sine.activation = "sin";
+  sine.activation = Activation::kSin;
   EXPECT_EQ(AllenCahnProblem(sine, reference).derivatives(), Derivatives::kTaylor);
   AllenCahnOptions causal = tiny_options(Constraints::kHard, "fc", Derivatives::kAuto);
   causal.causal_epsilon = 1.0;
@@ -446,7 +454,7 @@ TEST(FusedAllenCahn, AutoFallsBackToTaylorAndAnExplicitFusedRequestIsCheckedClea
 
   AllenCahnOptions no_chunk = tiny_options(Constraints::kHard, "resnet", Derivatives::kFused);
   no_chunk.fused_chunk = 0;
-  EXPECT_NE(no_chunk.validate().find("chunk must be >= 1"), std::string::npos) << no_chunk.validate();
+  EXPECT_NE(no_chunk.validate().find("fused_chunk must be >= 1"), std::string::npos) << no_chunk.validate();
   EXPECT_THROW(AllenCahnProblem(no_chunk, reference), InvalidArgument);
 
   AllenCahnOptions gated = tiny_options(Constraints::kHard, "modified-mlp", Derivatives::kAuto);
@@ -457,13 +465,19 @@ TEST(FusedAllenCahn, AutoFallsBackToTaylorAndAnExplicitFusedRequestIsCheckedClea
 
   for (AllenCahnOptions o : {tiny_options(Constraints::kSoft, "resnet", Derivatives::kFused), sine, gated, factorized}) {
     o.derivatives = Derivatives::kFused;
-    EXPECT_NE(o.validate().find("--derivatives fused: it "), std::string::npos) << o.validate();
+    EXPECT_NE(o.validate().find("derivatives fused: it "), std::string::npos) << o.validate();
     EXPECT_THROW(AllenCahnProblem(o, reference), InvalidArgument);
   }
-  EXPECT_NE(gated.why_not_fused().find("--model resnet or fc"), std::string::npos);
-  EXPECT_NE(factorized.why_not_fused().find("--weight-factorization"), std::string::npos);
-  AllenCahnOptions unknown = tiny_options(Constraints::kHard, "mlp", Derivatives::kAuto);
-  EXPECT_NE(unknown.validate().find("--model must be resnet, fc or modified-mlp, got 'mlp'"), std::string::npos);
+  EXPECT_NE(gated.why_not_fused().find("model resnet or fc"), std::string::npos);
+  EXPECT_NE(factorized.why_not_fused().find("no weight_factorization"), std::string::npos);
+  try {
+    parse_pinn_model("mlp");
+    ADD_FAILURE() << "parse_pinn_model accepted 'mlp'";
+  } catch (const InvalidArgument& e) {
+    EXPECT_STREQ(e.what(), "unknown model 'mlp' (accepted: resnet, fc, modified-mlp)");
+  }
+  for (PinnModel model : {PinnModel::kResNet, PinnModel::kFullyConnected, PinnModel::kModifiedMlp})
+    EXPECT_EQ(parse_pinn_model(to_string(model)), model);
 }
 
 /// The fused (auto), Taylor and autograd paths of the problem `options(derivatives)` give the same
@@ -512,13 +526,13 @@ TEST(FusedAllenCahn, FourierModesAndIcDecayGiveTheTaylorAndAutogradLossAndGradie
   }
   AllenCahnOptions soft = tiny_options(Constraints::kSoft, "fc", Derivatives::kAuto);
   soft.fourier_modes = 2;
-  EXPECT_NE(soft.validate().find("--fourier-modes applies to hard constraints"), std::string::npos);
+  EXPECT_NE(soft.validate().find("fourier_modes applies to hard constraints"), std::string::npos);
   AllenCahnOptions zero = tiny_options(Constraints::kHard, "fc", Derivatives::kAuto);
   zero.fourier_modes = 0;
-  EXPECT_NE(zero.validate().find("--fourier-modes must be in [1, 64]"), std::string::npos);
+  EXPECT_NE(zero.validate().find("fourier_modes must be in [1, 64]"), std::string::npos);
   soft.fourier_modes = 1;
   soft.ic_decay = 10;
-  EXPECT_NE(soft.validate().find("--ic-decay applies to hard constraints"), std::string::npos);
+  EXPECT_NE(soft.validate().find("ic_decay applies to hard constraints"), std::string::npos);
 }
 
 TEST(FusedAllenCahn, IcSmoothingGivesTheTaylorAndAutogradLossAndGradientAndASmoothCorner) {
@@ -549,7 +563,7 @@ TEST(FusedAllenCahn, IcSmoothingGivesTheTaylorAndAutogradLossAndGradientAndASmoo
   }
   AllenCahnOptions soft = tiny_options(Constraints::kSoft, "fc", Derivatives::kAuto);
   soft.ic_smoothing = true;
-  EXPECT_NE(soft.validate().find("--ic-smoothing applies to hard constraints"), std::string::npos);
+  EXPECT_NE(soft.validate().find("ic_smoothing applies to hard constraints"), std::string::npos);
 }
 
 }  // namespace

@@ -426,19 +426,19 @@ TEST(TrustRegion, AcceptanceRejectionAndRadiusUpdate) {
 
 TEST(TrustRegion, OptionsValidate) {
   EXPECT_EQ(TrustRegionOptions{}.validate(), "");
-  EXPECT_EQ(TrustRegionOptions::local_defaults().validate("local-"), "");
+  EXPECT_EQ(TrustRegionOptions::local_defaults().validate("local."), "");
   TrustRegionOptions o;
   o.eta2 = 0.1;
-  EXPECT_NE(o.validate().find("--eta2"), std::string::npos);
+  EXPECT_NE(o.validate().find("eta2 must be"), std::string::npos);
   o = {};
   o.decrease = 1.0;
-  EXPECT_NE(o.validate().find("--radius-decrease"), std::string::npos);
+  EXPECT_NE(o.validate().find("decrease must be"), std::string::npos);
   o = {};
   o.dogleg = true;
-  EXPECT_NE(o.validate().find("--dogleg"), std::string::npos);
+  EXPECT_NE(o.validate().find("dogleg needs model lsr1"), std::string::npos);
   o = TrustRegionOptions::local_defaults();
   o.eta1 = 1.5;
-  EXPECT_NE(o.validate("local-").find("--local-eta1"), std::string::npos);
+  EXPECT_NE(o.validate("local.").find("local.eta1 must be"), std::string::npos);
   EXPECT_THROW(TrustRegion{o}, InvalidArgument);
   EXPECT_THROW(parse_trust_region_model("newton"), InvalidArgument);
 }

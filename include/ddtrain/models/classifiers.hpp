@@ -97,7 +97,7 @@ struct ClassifierOptions {
   int64_t kernel = 5;
   bool batch_norm = false;  ///< batch norm after every layer but the last
   CommunicatorPtr comm;     ///< synchronizes the batch norm statistics; null = none (serial)
-  std::string validate() const;  ///< "" or a one-line message naming the CLI option
+  std::string validate() const;  ///< "" or a one-line message naming the field
 };
 
 /// Accepted values of ClassifierOptions::model, for messages: "ffnn, cnn".

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "ddtrain/models.hpp"
+
 namespace ddtrain {
 
 struct ResNetOptions {
@@ -22,8 +24,8 @@ struct ResNetOptions {
   int64_t outputs = 1;              ///< outputs, >= 1
   int64_t depth = 6;                ///< width-`width` units (lift + depth-1 blocks), >= 1
   int64_t width = 40;               ///< neurons per unit, >= 1
-  std::string activation = "tanh";  ///< any name accepted by ddtrain::activate
-  std::string validate() const;     ///< "" or a one-line reason naming the CLI option
+  Activation activation = Activation::kTanh;
+  std::string validate() const;     ///< "" or a one-line reason naming the field
 };
 
 class ResNetImpl : public torch::nn::Module {

@@ -9,7 +9,7 @@
 // the chain rule
 //   a = sigma(z),  a_x = sigma'(z) z_x,  a_t = sigma'(z) z_t,  a_xx = sigma'(z) z_xx + sigma''(z) z_x^2
 // with sigma', sigma'' written in terms of sigma where that is cheaper (tanh: 1 - a^2, -2 a a').
-// Every activation ddtrain::activate accepts is supported (relu: sigma'' = 0, as autograd has it).
+// Every ddtrain::Activation is supported (relu: sigma'' = 0, as autograd has it).
 #include <torch/torch.h>
 
 #include "ddtrain/models.hpp"
@@ -34,9 +34,8 @@ struct SpaceTimeJet {
 /// t = (0, 1) if `with_t`, xx = 0 if `with_xx`.
 SpaceTimeJet coordinate_jet(const torch::Tensor& xt, bool with_t = true, bool with_xx = true);
 
-/// The jet of sigma(z) from the jet of z, for any name ddtrain::activate accepts (throws
-/// InvalidArgument otherwise).
-SpaceTimeJet activate_jet(const SpaceTimeJet& z, const std::string& activation);
+/// The jet of sigma(z) from the jet of z, for every Activation.
+SpaceTimeJet activate_jet(const SpaceTimeJet& z, Activation activation);
 
 /// The network's output jet from its input jet (same fields defined as in `input`), by one
 /// stacked forward pass; differentiable with respect to the parameters (and the input jet).

@@ -21,6 +21,7 @@
 #include "ddtrain/models/taylor.hpp"
 #include "ddtrain/problem.hpp"
 #include "ddtrain/problems/allen_cahn_fused.hpp"
+#include "ddtrain/problems/pinn_network.hpp"
 #include "ddtrain/problems/pinn_sampling.hpp"
 #include "ddtrain/reference/allen_cahn_reference.hpp"
 
@@ -116,10 +117,10 @@ struct AllenCahnOptions {
   int64_t fourier_modes = 1;
   /// --model resnet|fc|modified-mlp (fc: ddtrain::FullyConnected; modified-mlp: the gated
   /// ddtrain::ModifiedMlp of jaxpi, Taylor/autograd derivatives only)
-  std::string model = "resnet";
+  PinnModel model = PinnModel::kResNet;
   int64_t depth = 6;                ///< --depth: ResNet units / FC hidden layers
   int64_t width = 40;               ///< --width
-  std::string activation = "tanh";  ///< --activation
+  Activation activation = Activation::kTanh;  ///< --activation
   /// --weight-factorization (--factorization-mean, --factorization-std): random weight
   /// factorization of every layer (ddtrain::factorize_weights); Taylor/autograd derivatives only.
   WeightFactorization weight_factorization;
@@ -147,7 +148,7 @@ struct AllenCahnOptions {
   /// this diffusion and reaction on 512 x 201 (about 0.05 s).
   std::string reference_path;
 
-  std::string validate() const;  ///< "" or a one-line reason naming the CLI option
+  std::string validate() const;  ///< "" or a one-line reason naming the field(s)
   /// "" if --derivatives fused supports these options, else why not ("it needs ...").
   std::string why_not_fused() const;
 };

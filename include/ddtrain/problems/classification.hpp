@@ -49,7 +49,7 @@ struct ClassificationOptions {
   /// Communicator over which batch-norm statistics are synchronized (the data-parallel group of
   /// the driver's Layout). Null = none (serial). Ignored without batch_norm.
   CommunicatorPtr comm;
-  std::string validate() const;  ///< "" or a one-line message naming the CLI option
+  std::string validate() const;  ///< "" or a one-line message naming the field
 };
 
 /// Accepted values of ClassificationOptions::dataset, for messages: "mnist, fashion_mnist, cifar10".

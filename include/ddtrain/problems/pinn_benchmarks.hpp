@@ -64,10 +64,10 @@ struct PinnBenchmarkOptions {
   double bc_weight = 1.0;  ///< --bc-weight: w_bc of the soft boundary term, finite, >= 0 (Klein–Gordon: 100)
 
   // ---- the network N(x, t)
-  std::string model = "resnet";     ///< --model resnet|fc|modified-mlp
+  PinnModel model = PinnModel::kResNet;  ///< --model resnet|fc|modified-mlp
   int64_t depth = 4;                ///< --depth: ResNet units / hidden layers, >= 1
   int64_t width = 20;               ///< --width, >= 1
-  std::string activation = "tanh";  ///< --activation
+  Activation activation = Activation::kTanh;  ///< --activation
   /// --derivatives auto|taylor|autograd: auto is taylor (no fused loss for these problems).
   Derivatives derivatives = Derivatives::kAuto;
 
@@ -77,7 +77,7 @@ struct PinnBenchmarkOptions {
   uint64_t seed = 0;  ///< initial parameters and points
   Shard shard;        ///< this process's share of the points
 
-  /// "" or a one-line reason naming the CLI option; `problem` names the problem in it.
+  /// "" or a one-line reason naming the field(s); `problem` names the problem in it.
   std::string validate(const std::string& problem) const;
 };
 
@@ -88,7 +88,7 @@ struct BurgersOptions : PinnBenchmarkOptions {
   int reference_nx = 256;
   int reference_nt = 101;
   int quadrature_nodes = 200;
-  std::string validate() const;  ///< "" or a one-line reason naming the CLI option
+  std::string validate() const;  ///< "" or a one-line reason naming the field(s)
 };
 
 /// Klein–Gordon trains with soft constraints of weight 100: dense SSBroyden2, float64, ResNet
@@ -102,7 +102,7 @@ struct KleinGordonOptions : PinnBenchmarkOptions {
   }
   int reference_nx = 256;  ///< --reference-nx: grid points in x of the exact reference, >= 2
   int reference_nt = 101;  ///< --reference-nt: grid times, >= 2
-  std::string validate() const;  ///< "" or a one-line reason naming the CLI option
+  std::string validate() const;  ///< "" or a one-line reason naming the field(s)
 };
 
 /// u_t + u u_x - nu u_xx from fields with u, u_x, u_t and u_xx.

@@ -19,14 +19,19 @@
 
 namespace ddtrain {
 
+/// The network of a PINN problem: ddtrain::ResNet ("resnet"), ddtrain::FullyConnected ("fc") or
+/// ddtrain::ModifiedMlp ("modified-mlp"); the names are those of the command line and summaries.
+enum class PinnModel { kResNet, kFullyConnected, kModifiedMlp };
+/// Throws InvalidArgument "unknown model 'NAME' (accepted: resnet, fc, modified-mlp)".
+PinnModel parse_pinn_model(const std::string& name);
+std::string to_string(PinnModel model);
+
 struct PinnNetworkOptions {
   int64_t inputs = 2;  ///< input features, >= 1
-  /// "resnet" (ddtrain::ResNet), "fc" (ddtrain::FullyConnected) or "modified-mlp"
-  /// (ddtrain::ModifiedMlp)
-  std::string model = "resnet";
+  PinnModel model = PinnModel::kResNet;
   int64_t depth = 6;                ///< ResNet units / hidden layers, >= 1
   int64_t width = 40;               ///< neurons per layer, >= 1
-  std::string activation = "tanh";  ///< any name ddtrain::activate accepts
+  Activation activation = Activation::kTanh;
   WeightFactorization weight_factorization;  ///< off by default
 };
 
@@ -42,7 +47,7 @@ struct PinnNetwork {
 /// Builds the network: Xavier-normal weights and zero biases drawn in float64 from `seed` (so the
 /// draw depends on the seed only, not on torch's global generator or the dtype), moved to
 /// `device` and `dtype`, then the weight factorization (if enabled) drawn from
-/// `factorization_seed`. Throws InvalidArgument for an unknown model or activation.
+/// `factorization_seed`. Throws InvalidArgument for a depth or width < 1.
 PinnNetwork make_pinn_network(const PinnNetworkOptions& options, uint64_t seed, uint64_t factorization_seed,
                               torch::Dtype dtype, torch::Device device);
 

@@ -22,7 +22,9 @@ struct LineSearchOptions {
   int max_evaluations = 25;        ///< evaluations per search
   double tolerance_change = 1e-9;  ///< stop when the bracket * max|d| is below this
   double backtrack_factor = 0.5;   ///< Armijo: step shrink factor
-  std::string validate() const;
+  /// "" if valid, else a one-line message naming the field after `path` (this struct's place in
+  /// the options that hold it, e.g. "line_search.").
+  std::string validate(const std::string& path = "") const;
 };
 
 struct LineSearchResult {

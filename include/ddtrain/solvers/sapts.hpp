@@ -53,7 +53,9 @@ struct BatchGrowthOptions {
   double factor = 1.5;      ///< growth factor of the batch size
   int patience = 2;         ///< stalled epochs before growing
   double tolerance = 0.01;  ///< an epoch improves if its mean loss < (1 - tolerance) * best
-  std::string validate() const;
+  /// "" if valid, else a one-line message naming the field after `path` (this struct's place in
+  /// the options that hold it, e.g. "batch_growth.").
+  std::string validate(const std::string& path = "") const;
 };
 
 class BatchGrowth {

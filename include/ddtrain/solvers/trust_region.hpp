@@ -51,8 +51,9 @@ struct TrustRegionOptions {
   /// The local set of §3.1 (subdomain solves): eta1 0.3, eta2 0.7, increase 1.5, decrease 0.6;
   /// the local radius itself is set by the caller from the global one.
   static TrustRegionOptions local_defaults();
-  /// "" if valid, else a one-line message naming the option (`prefix` e.g. "local-").
-  std::string validate(const std::string& prefix = "") const;
+  /// "" if valid, else a one-line message naming the field after `path` (this struct's place in
+  /// the options that hold it, e.g. "local.").
+  std::string validate(const std::string& path = "") const;
 };
 
 /// Solution of  min_p m(p) = g'p + 1/2 p'Bp  s.t. ||p|| <= radius.
