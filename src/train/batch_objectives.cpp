@@ -1,7 +1,5 @@
 #include "batch_objectives.hpp"
 
-#include <algorithm>
-
 namespace ddtrain::driver {
 
 BatchObjectives::BatchObjectives(Problem& problem, const Layout& layout, const Partition* partition,
@@ -57,11 +55,9 @@ void BatchObjectives::spread_blocks_over_groups(const std::vector<Objective*>& l
   all_ranks_global_.reset();
   const int64_t groups = layout_.groups, local = static_cast<int64_t>(local_blocks.size());
   if (groups == 1 || local < groups) return;
-  const int64_t g = layout_.group;
-  const int64_t begin = g * (local / groups) + std::min(g, local % groups);
-  const int64_t size = local / groups + (g < local % groups ? 1 : 0);
-  std::vector<Objective*> chunk(local_blocks.begin() + begin, local_blocks.begin() + begin + size);
-  all_ranks_global_ = std::make_unique<OrderedDistributedObjective>(std::move(chunk), first + begin,
+  const Range mine = balanced_share(local, Shard{layout_.group, layout_.groups});
+  std::vector<Objective*> chunk(local_blocks.begin() + mine.begin, local_blocks.begin() + mine.end);
+  all_ranks_global_ = std::make_unique<OrderedDistributedObjective>(std::move(chunk), first + mine.begin,
                                                                     total, layout_.world);
 }
 
@@ -80,11 +76,10 @@ void BatchObjectives::spread_points_over_groups() {
 void BatchObjectives::spread_mini_batch_over_all_ranks(const torch::Tensor& indices) {
   all_ranks_global_.reset();
   if (layout_.groups == 1 || problem_.couples_samples()) return;
-  const int64_t ranks = layout_.world->size(), me = layout_.world->rank(), b = indices.numel();
-  const int64_t begin = me * (b / ranks) + std::min(me, b % ranks);
-  const int64_t size = b / ranks + (me < b % ranks ? 1 : 0);
-  all_ranks_share_ = size > 0 ? indices.narrow(0, begin, size) : torch::Tensor();
-  const double share = static_cast<double>(size) / static_cast<double>(b);
+  const int64_t b = indices.numel();
+  const Range mine = balanced_share(b, Shard{layout_.world->rank(), layout_.world->size()});
+  all_ranks_share_ = mine.size() > 0 ? indices.narrow(0, mine.begin, mine.size()) : torch::Tensor();
+  const double share = static_cast<double>(mine.size()) / static_cast<double>(b);
   all_ranks_local_ = std::make_unique<LocalObjective>(problem_.parameters(), [this, share]() {
     if (!all_ranks_share_.defined()) return torch::zeros({}, problem_.parameters().options());
     return problem_.loss(all_ranks_share_) * share;

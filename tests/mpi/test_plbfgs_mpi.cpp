@@ -281,14 +281,37 @@ class CountingProblem final : public Problem {
   ProblemPtr inner_;
 };
 
-struct BlockRun {
+/// What a counted run through the driver leaves.
+struct CountedRun {
   torch::Tensor parameters;
   std::vector<double> losses;
   int64_t block_evaluations = 0;
+  int64_t points_evaluated = 0;
 };
 
+/// Additive plbfgs (5 local steps) through the driver for `epochs` outer iterations.
+CountedRun train_counted(CountingProblem& problem, const Layout& layout, int subdomains, int epochs) {
+  Partition partition = Partition::layerwise(problem.parameters().layers(), subdomains);
+  PlbfgsOptions solver_options;
+  solver_options.local_steps = 5;
+  Plbfgs solver(solver_options);
+  TrainOptions train_options;
+  train_options.epochs = epochs;
+  CountedRun run;
+  Callbacks callbacks;
+  callbacks.on_iteration = [&run](const IterationSummary& row) {
+    run.losses.push_back(row.loss);
+    return true;
+  };
+  train(problem, solver, train_options, layout, callbacks, &partition);
+  run.parameters = problem.parameters().values().clone();
+  run.block_evaluations = problem.block_evaluations;
+  run.points_evaluated = problem.points_evaluated;
+  return run;
+}
+
 /// Additive plbfgs through the driver on the function fit cut into 8 fixed blocks (float64).
-BlockRun train_fit_in_blocks(const Layout& layout, int subdomains) {
+CountedRun train_fit_in_blocks(const Layout& layout, int subdomains) {
   Basic1dOptions o;
   o.points = 64;
   o.scaling = Scaling::kStrong;
@@ -299,22 +322,7 @@ BlockRun train_fit_in_blocks(const Layout& layout, int subdomains) {
   o.seed = 3;
   o.shard = {layout.data->rank(), layout.data->size()};
   CountingProblem problem(make_function_fit(o));
-  Partition partition = Partition::layerwise(problem.parameters().layers(), subdomains);
-  PlbfgsOptions solver_options;
-  solver_options.local_steps = 5;
-  Plbfgs solver(solver_options);
-  TrainOptions train_options;
-  train_options.epochs = 6;
-  BlockRun run;
-  Callbacks callbacks;
-  callbacks.on_iteration = [&run](const IterationSummary& row) {
-    run.losses.push_back(row.loss);
-    return true;
-  };
-  train(problem, solver, train_options, layout, callbacks, &partition);
-  run.parameters = problem.parameters().values().clone();
-  run.block_evaluations = problem.block_evaluations;
-  return run;
+  return train_counted(problem, layout, subdomains, 6);
 }
 
 }  // namespace
@@ -327,8 +335,8 @@ TEST(PlbfgsMpi, GlobalStageIsSpreadOverTheGroupsBitForBit) {
   auto world = std::make_shared<MpiComm>();
   const int p = world->size();
   if (p > 4) GTEST_SKIP() << "4 layers: at most 4 groups, got " << p;
-  const BlockRun serial = train_fit_in_blocks(make_layout(std::make_shared<SelfComm>(), 0), p);
-  const BlockRun parallel = train_fit_in_blocks(make_layout(world, 1), p);
+  const CountedRun serial = train_fit_in_blocks(make_layout(std::make_shared<SelfComm>(), 0), p);
+  const CountedRun parallel = train_fit_in_blocks(make_layout(world, 1), p);
   ASSERT_EQ(parallel.losses.size(), serial.losses.size());
   for (size_t k = 0; k < serial.losses.size(); ++k)
     EXPECT_EQ(parallel.losses[k], serial.losses[k]) << "iteration " << k;
@@ -345,15 +353,9 @@ TEST(PlbfgsMpi, GlobalStageIsSpreadOverTheGroupsBitForBit) {
 
 namespace {
 
-struct PointRun {
-  std::vector<double> losses;
-  torch::Tensor parameters;
-  int64_t points_evaluated = 0;
-};
-
 /// Additive plbfgs through the driver on a tiny Allen-Cahn problem (float64, hard constraints,
 /// fused loss; points of the whole domain on every rank: one rank per group).
-PointRun train_allen_cahn(const Layout& layout, int subdomains, Constraints constraints) {
+CountedRun train_allen_cahn(const Layout& layout, int subdomains, Constraints constraints) {
   static const reference::ReferenceField reference = [] {
     reference::AllenCahnReferenceOptions o;
     o.nx = 64;
@@ -371,22 +373,8 @@ PointRun train_allen_cahn(const Layout& layout, int subdomains, Constraints cons
   o.seed = 11;
   o.shard = {layout.data->rank(), layout.data->size()};
   CountingProblem problem(std::make_unique<AllenCahnProblem>(o, reference));
-  Partition partition = Partition::layerwise(problem.parameters().layers(), subdomains);
-  PlbfgsOptions solver_options;
-  solver_options.local_steps = 5;
-  Plbfgs solver(solver_options);
-  TrainOptions train_options;
-  train_options.epochs = 2;  // data-parallel rounding grows over outer iterations (see Parity)
-  PointRun run;
-  Callbacks callbacks;
-  callbacks.on_iteration = [&run](const IterationSummary& row) {
-    run.losses.push_back(row.loss);
-    return true;
-  };
-  train(problem, solver, train_options, layout, callbacks, &partition);
-  run.parameters = problem.parameters().values().clone();
-  run.points_evaluated = problem.points_evaluated;
-  return run;
+  // 2 outer iterations: data-parallel rounding grows over them (see Parity).
+  return train_counted(problem, layout, subdomains, 2);
 }
 
 }  // namespace
@@ -400,9 +388,9 @@ TEST(PlbfgsMpi, AllenCahnGlobalStageIsSpreadOverTheGroups) {
   if (p > 3) GTEST_SKIP() << "the test network has 3 layers: at most 3 groups, got " << p;
   for (Constraints constraints : {Constraints::kHard, Constraints::kSoft}) {
     SCOPED_TRACE(to_string(constraints));
-    const PointRun serial =
+    const CountedRun serial =
         train_allen_cahn(make_layout(std::make_shared<SelfComm>(), 0), p, constraints);
-    const PointRun parallel = train_allen_cahn(make_layout(world, 1), p, constraints);
+    const CountedRun parallel = train_allen_cahn(make_layout(world, 1), p, constraints);
     ASSERT_EQ(parallel.losses.size(), serial.losses.size());
     for (size_t k = 0; k < serial.losses.size(); ++k)
       EXPECT_NEAR(parallel.losses[k], serial.losses[k], 1e-10 * serial.losses[k]) << "iteration " << k;
