@@ -21,6 +21,9 @@ void add_options(po::options_description& options) {
   add_option_once(options, "scaling", po::value<std::string>(),
                   "points over ranks: strong = N in total split over ranks, weak = N per rank "
                   "(allen_cahn: strong)");
+  add_option_once(options, "blocks", po::value<int64_t>(),
+                  "fixed data blocks added in a fixed order: any rank count <= B reproduces the "
+                  "serial run with the same --blocks bit for bit (0: one piece per rank, fastest)");
   add_option_once(options, "resample-every", po::value<int64_t>(),
                   "draw new random points every k epochs; 0 = never (allen_cahn: 0)");
   add_option_once(options, "time-marching", po::value<int64_t>(),
@@ -90,6 +93,7 @@ AllenCahnOptions read_options(OptionReader& in) {
   o.nb = in.integer("nb", o.nb);
   o.sampling = in.choice("sampling", o.sampling, parse_sampling_method, [](SamplingMethod m) { return to_string(m); });
   o.scaling = in.choice("scaling", o.scaling, parse_scaling, [](Scaling s) { return to_string(s); });
+  o.blocks = in.integer("blocks", o.blocks);
   o.resample_every = in.integer("resample-every", o.resample_every);
   o.time_marching_stages = in.integer("time-marching", o.time_marching_stages);
   o.stage_epochs = in.integer("stage-epochs", o.stage_epochs);

@@ -17,6 +17,9 @@ namespace {
 
 constexpr double kPi = 3.14159265358979323846;
 constexpr int64_t kSlots = 4;     // value, d/dx, d/dt, d2/dx2
+/// At most this many reduction blocks (BlockSums): enough for the threads of one node, and
+/// few enough that their gradient buffers (one parameter vector each) stay small.
+constexpr int64_t kReductionBlocks = 64;
 
 /// Inputs of the network: cos(k pi x), sin(k pi x) for k = 1..K, then t (2K + 1).
 int64_t features_of(const FusedTanhNetwork& network) { return network.hidden.front()->weight.size(1); }
@@ -65,14 +68,12 @@ std::optional<FusedTanhNetwork> FusedTanhNetwork::of(FullyConnectedImpl& network
 namespace detail {
 
 /// One thread's buffers for chunks of up to `capacity` points, slot-major (4, b, cols): the
-/// features, every layer's pre-activations z, activations a and (ResNet blocks) outputs h, the
-/// gradient flowing back, and the thread's sums of the loss and the parameter gradients.
+/// features, every layer's pre-activations z, activations a and (ResNet blocks) outputs h, and
+/// the gradient flowing back.
 struct FusedWorkspace {
   int64_t capacity = 0;
   torch::Tensor features, trig, y, gy, g, g_next, gz;  // flat
   std::vector<torch::Tensor> z, a, h;                   // flat; h undefined where h = a
-  double loss = 0;
-  std::vector<torch::Tensor> gradients;                 // empty: loss only
 
   // (4 b, cols) views for chunks of `viewed` points, rebuilt only when b changes.
   int64_t viewed = -1;
@@ -114,11 +115,32 @@ struct FusedWorkspace {
     }
   }
 
+};
+
+/// The sums of the loss and the parameter gradients over one reduction block: a fixed range of
+/// chunks, added in chunk order by whichever thread runs the block. The blocks are then added in
+/// block order, so the result does not depend on the number of threads.
+struct BlockSums {
+  double loss = 0;
+  std::vector<torch::Tensor> gradients;  // empty: loss only
+
   void reset(const std::vector<torch::Tensor>& parameters, bool with_gradient) {
     loss = 0;
+    if (!with_gradient) {
+      gradients.clear();
+      return;
+    }
+    const bool reusable = gradients.size() == parameters.size() &&
+                          std::equal(gradients.begin(), gradients.end(), parameters.begin(),
+                                     [](const torch::Tensor& g, const torch::Tensor& p) {
+                                       return g.sizes() == p.sizes() && g.scalar_type() == p.scalar_type();
+                                     });
+    if (reusable) {
+      for (torch::Tensor& g : gradients) g.zero_();
+      return;
+    }
     gradients.clear();
-    if (with_gradient)
-      for (const torch::Tensor& p : parameters) gradients.push_back(torch::zeros_like(p));
+    for (const torch::Tensor& p : parameters) gradients.push_back(torch::zeros_like(p).detach());
   }
 };
 
@@ -191,12 +213,13 @@ class SingleThreadedBlas {
 };
 
 /// Chunk of b points (x, t interleaved; `weights` and `residuals` of the same chunk or null):
-/// forward through the network, residual (into `residuals` if given), loss into the workspace;
+/// forward through the network, residual (into `residuals` if given), loss added to `sums`;
 /// then, if it collects gradients, the backward pass into them.
 template <typename T>
 void run_chunk(const FusedTanhNetwork& network, const FusedAllenCahnOptions& options,
                double scale, const T* points, const T* weights, T* residuals, int64_t b,
-               size_t lowest_trained, FrozenOutput frozen_mode, T* frozen_output, FusedWorkspace& ws) {
+               size_t lowest_trained, FrozenOutput frozen_mode, T* frozen_output, FusedWorkspace& ws,
+               detail::BlockSums& sums) {
   const size_t layers = network.hidden.size();
   const int64_t width = network.hidden.front()->weight.size(0), e = b * width;
   const T pi = static_cast<T>(kPi);
@@ -267,7 +290,7 @@ void run_chunk(const FusedTanhNetwork& network, const FusedAllenCahnOptions& opt
   const T decay = static_cast<T>(options.ic_decay);
   const T out_bias = network.output->bias.data_ptr<T>()[0];
   const T twice_scale = static_cast<T>(2 * scale);
-  const bool with_gradient = !ws.gradients.empty();
+  const bool with_gradient = !sums.gradients.empty();
   double sum = 0;
   for (int64_t i = 0; i < b; ++i) {
     const T x = points[2 * i], t = points[2 * i + 1], c = trig[i], s = trig[b + i];
@@ -292,11 +315,11 @@ void run_chunk(const FusedTanhNetwork& network, const FusedAllenCahnOptions& opt
     gy[2 * b + i] = t * d;
     gy[3 * b + i] = -nu * t * d;
   }
-  ws.loss += sum;
+  sums.loss += sum;
   if (!with_gradient) return;
 
   // Backward: the output layer, then each tanh layer (jet backward, bias, weight, input).
-  std::vector<torch::Tensor>& grads = ws.gradients;
+  std::vector<torch::Tensor>& grads = sums.gradients;
   torch::Tensor& out_weight_grad = grads[2 * layers];
   at::addmm_out(out_weight_grad, out_weight_grad, ws.gy_v.t(), top);
   T* out_bias_grad = grads[2 * layers + 1].data_ptr<T>();
@@ -422,7 +445,13 @@ FusedAllenCahnLoss::Result FusedAllenCahnLoss::run(const torch::Tensor& points, 
   for (auto& ws : workspaces_) {
     if (!ws || ws->capacity != chunk || ws->features.scalar_type() != weight.scalar_type())
       ws = std::make_unique<detail::FusedWorkspace>(network_, chunk, weight.options().requires_grad(false));
-    ws->reset(params, with_gradient);
+  }
+  // Reduction blocks: a fixed split of the chunks that does not depend on the thread count.
+  const int64_t blocks = std::min<int64_t>(chunks, kReductionBlocks);
+  if (block_sums_.size() < static_cast<size_t>(blocks)) block_sums_.resize(blocks);
+  for (int64_t k = 0; k < blocks; ++k) {
+    if (!block_sums_[k]) block_sums_[k] = std::make_unique<detail::BlockSums>();
+    block_sums_[k]->reset(params, with_gradient);
   }
   torch::NoGradGuard no_grad;
   // Frozen lower layers: their output is loaded when cached for these points and values,
@@ -443,26 +472,28 @@ FusedAllenCahnLoss::Result FusedAllenCahnLoss::run(const torch::Tensor& points, 
     const scalar_t* wp = w.defined() ? w.data_ptr<scalar_t>() : nullptr;
     scalar_t* rp = residuals_out.defined() ? residuals_out.data_ptr<scalar_t>() : nullptr;
     scalar_t* cached = lowest_trained > 0 ? frozen_cache_->outputs.data_ptr<scalar_t>() : nullptr;
-    at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
       SingleThreadedBlas single;
       torch::NoGradGuard no_grad_here;  // grad mode is per thread: the workers' too
       FusedWorkspace& ws = *workspaces_[at::get_thread_num()];
-      for (int64_t k = begin; k < end; ++k) {
-        const int64_t first = k * chunk, b = std::min(chunk, n - first);
-        run_chunk<scalar_t>(network_, options_, scale, p + 2 * first, wp ? wp + first : nullptr,
-                            rp ? rp + first : nullptr, b, lowest_trained, frozen_mode,
-                            cached ? cached + k * chunk_values : nullptr, ws);
+      for (int64_t block = begin; block < end; ++block) {
+        for (int64_t k = block * chunks / blocks; k < (block + 1) * chunks / blocks; ++k) {
+          const int64_t first = k * chunk, b = std::min(chunk, n - first);
+          run_chunk<scalar_t>(network_, options_, scale, p + 2 * first, wp ? wp + first : nullptr,
+                              rp ? rp + first : nullptr, b, lowest_trained, frozen_mode,
+                              cached ? cached + k * chunk_values : nullptr, ws, *block_sums_[block]);
+        }
       }
     });
   });
   if (frozen_mode == FrozenOutput::kStore) frozen_cache_->valid = true;
   Result result;
-  for (const auto& ws : workspaces_) result.loss += ws->loss;
+  for (int64_t k = 0; k < blocks; ++k) result.loss += block_sums_[k]->loss;
   result.loss *= scale;
   if (with_gradient) {
-    result.gradients = workspaces_[0]->gradients;
-    for (size_t w = 1; w < workspaces_.size(); ++w)
-      for (size_t i = 0; i < params.size(); ++i) result.gradients[i].add_(workspaces_[w]->gradients[i]);
+    for (const torch::Tensor& g : block_sums_[0]->gradients) result.gradients.push_back(g.clone());
+    for (int64_t k = 1; k < blocks; ++k)
+      for (size_t i = 0; i < params.size(); ++i) result.gradients[i].add_(block_sums_[k]->gradients[i]);
   }
   return result;
 }

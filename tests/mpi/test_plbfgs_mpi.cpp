@@ -290,10 +290,12 @@ struct CountedRun {
 };
 
 /// Additive plbfgs (5 local steps) through the driver for `epochs` outer iterations.
-CountedRun train_counted(CountingProblem& problem, const Layout& layout, int subdomains, int epochs) {
+CountedRun train_counted(CountingProblem& problem, const Layout& layout, int subdomains, int epochs,
+                         PlbfgsVariant variant = PlbfgsVariant::kAdditive) {
   Partition partition = Partition::layerwise(problem.parameters().layers(), subdomains);
   PlbfgsOptions solver_options;
   solver_options.local_steps = 5;
+  solver_options.variant = variant;
   Plbfgs solver(solver_options);
   TrainOptions train_options;
   train_options.epochs = epochs;
@@ -355,7 +357,9 @@ namespace {
 
 /// Additive plbfgs through the driver on a tiny Allen-Cahn problem (float64, hard constraints,
 /// fused loss; points of the whole domain on every rank: one rank per group).
-CountedRun train_allen_cahn(const Layout& layout, int subdomains, Constraints constraints) {
+CountedRun train_allen_cahn(const Layout& layout, int subdomains, Constraints constraints,
+                            int64_t blocks = 0, PlbfgsVariant variant = PlbfgsVariant::kAdditive,
+                            int epochs = 2) {
   static const reference::ReferenceField reference = [] {
     reference::AllenCahnReferenceOptions o;
     o.nx = 64;
@@ -371,10 +375,11 @@ CountedRun train_allen_cahn(const Layout& layout, int subdomains, Constraints co
   o.dtype = kF64;
   o.constraints = constraints;
   o.seed = 11;
+  o.blocks = blocks;
   o.shard = {layout.data->rank(), layout.data->size()};
   CountingProblem problem(std::make_unique<AllenCahnProblem>(o, reference));
-  // 2 outer iterations: data-parallel rounding grows over them (see Parity).
-  return train_counted(problem, layout, subdomains, 2);
+  // 2 outer iterations without blocks: data-parallel rounding grows over them (see Parity).
+  return train_counted(problem, layout, subdomains, epochs, variant);
 }
 
 }  // namespace
@@ -402,5 +407,28 @@ TEST(PlbfgsMpi, AllenCahnGlobalStageIsSpreadOverTheGroups) {
       std::printf("    points evaluated: serial %lld, rank 0 of %d %lld, all ranks %.0f\n",
                   static_cast<long long>(serial.points_evaluated), p,
                   static_cast<long long>(parallel.points_evaluated), total);
+  }
+}
+
+// Bit-exact whatever the layout (issue 21 item 5): with --blocks the Allen-Cahn global stage
+// spread over the groups sums the same blocks in the same order as one process, so both
+// variants give the serial iterates bit for bit over many outer iterations.
+TEST(PlbfgsMpi, AllenCahnInBlocksIsBitIdenticalToTheSerialRunForBothVariants) {
+  auto world = std::make_shared<MpiComm>();
+  const int p = world->size();
+  if (p > 3) GTEST_SKIP() << "the test network has 3 layers: at most 3 groups, got " << p;
+  for (PlbfgsVariant variant : {PlbfgsVariant::kAdditive, PlbfgsVariant::kMultiplicative}) {
+    for (Constraints constraints : {Constraints::kHard, Constraints::kSoft}) {
+      SCOPED_TRACE(to_string(variant) + " " + to_string(constraints));
+      const CountedRun serial = train_allen_cahn(make_layout(std::make_shared<SelfComm>(), 0), p,
+                                                 constraints, 6, variant, 6);
+      const CountedRun parallel = train_allen_cahn(make_layout(world, 1), p, constraints, 6, variant, 6);
+      ASSERT_EQ(parallel.losses.size(), serial.losses.size());
+      for (size_t k = 0; k < serial.losses.size(); ++k)
+        EXPECT_EQ(parallel.losses[k], serial.losses[k]) << "iteration " << k;
+      EXPECT_TRUE(torch::equal(parallel.parameters, serial.parameters));
+      EXPECT_TRUE(same_on_all_ranks(*world, parallel.parameters));
+      EXPECT_LT(serial.losses.back(), 0.9 * serial.losses.front());  // and it trained
+    }
   }
 }

@@ -332,6 +332,78 @@ TEST(AllenCahnShards, PartLossesAddUpToTheLoss) {
   EXPECT_EQ(problem.part_loss(500, 1000).item<double>(), 0.0);
 }
 
+// --blocks (issue 21 item 5): a shard holds the rows of its blocks of the serial point set,
+// the block losses add up to its loss, the soft-constraint terms are whole in block 0.
+TEST(AllenCahnBlocks, ShardsHoldTheirBlocksAndBlockLossesAddUp) {
+  for (Constraints constraints : {Constraints::kHard, Constraints::kSoft}) {
+    SCOPED_TRACE(to_string(constraints));
+    AllenCahnOptions o = tiny_options(constraints);
+    const AllenCahnProblem serial(o, small_reference());
+    o.blocks = 5;
+    const auto block_rows = [&](int64_t b) { return balanced_share(o.nf, Shard{static_cast<int>(b), 5}); };
+    for (int shard : {0, 1}) {
+      o.shard = {shard, 2};  // shard 0 holds blocks 0..2, shard 1 blocks 3..4
+      AllenCahnProblem problem(o, small_reference());
+      const Problem::Blocks blocks = problem.blocks();
+      EXPECT_EQ(blocks.first, shard == 0 ? 0 : 3);
+      EXPECT_EQ(blocks.local, shard == 0 ? 3 : 2);
+      EXPECT_EQ(blocks.total, 5);
+      const int64_t begin = block_rows(blocks.first).begin, end = block_rows(blocks.first + blocks.local - 1).end;
+      EXPECT_TRUE(torch::equal(problem.residual_points(),
+                               serial.residual_points().narrow(0, begin, end - begin)));
+      EXPECT_EQ(problem.global_num_samples(), o.nf);
+      const torch::Tensor x = problem.parameters().values().clone();
+      LocalObjective whole(problem.parameters(), [&] { return problem.loss({}); });
+      torch::Tensor expected = torch::zeros_like(x);
+      const double expected_loss = whole.evaluate(x, &expected);
+      double loss = 0;
+      torch::Tensor gradient = torch::zeros_like(x);
+      for (int64_t i = 0; i < blocks.local; ++i) {
+        LocalObjective block(problem.parameters(), [&] { return problem.block_loss(i); });
+        torch::Tensor g = torch::zeros_like(x);
+        loss += block.evaluate(x, &g);
+        gradient += g;
+      }
+      EXPECT_NEAR(loss, expected_loss, 1e-12 * expected_loss);
+      EXPECT_LT((gradient - expected).abs().max().item<double>(), 1e-12 * expected.abs().max().item<double>());
+      EXPECT_THROW(problem.block_loss(blocks.local), InvalidArgument);
+    }
+  }
+  // The soft-constraint terms: the serial loss is the sum of both shards' losses.
+  AllenCahnOptions o = tiny_options(Constraints::kSoft);
+  AllenCahnProblem serial(o, small_reference());
+  o.blocks = 5;
+  double sum = 0;
+  for (int shard : {0, 1}) {
+    o.shard = {shard, 2};
+    AllenCahnProblem problem(o, small_reference());
+    torch::NoGradGuard no_grad;
+    sum += problem.loss({}).item<double>();
+  }
+  torch::NoGradGuard no_grad;
+  EXPECT_NEAR(sum, serial.loss({}).item<double>(), 1e-12 * sum);
+}
+
+TEST(AllenCahnBlocks, InvalidCombinationsAreRefusedNamingTheField) {
+  AllenCahnOptions o = tiny_options();
+  o.blocks = -1;
+  EXPECT_NE(o.validate().find("blocks must be >= 0"), std::string::npos);
+  o.blocks = 4;
+  o.scaling = Scaling::kWeak;
+  EXPECT_NE(o.validate().find("blocks needs scaling strong"), std::string::npos);
+  o.scaling = Scaling::kStrong;
+  o.shard = {0, 5};
+  EXPECT_NE(o.validate().find("smaller than the number of data-parallel ranks"), std::string::npos);
+  o.shard = {};
+  o.causal_epsilon = 1;
+  EXPECT_NE(o.validate().find("causal_epsilon"), std::string::npos);
+  o.causal_epsilon = 0;
+  o.blocks = o.nf + 1;
+  EXPECT_NE(o.validate().find("exceeds nf"), std::string::npos);
+  o.blocks = 4;
+  EXPECT_EQ(o.validate(), "");
+}
+
 // ---- the metric and the field output ------------------------------------------------------
 
 TEST(AllenCahnMetric, RelativeL2OfReferenceIsZeroAndOfZeroIsOne) {

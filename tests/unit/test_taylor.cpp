@@ -296,6 +296,35 @@ TEST(FusedAllenCahn, LossAndGradientEqualTaylorForEveryChunkSizeAndThreadCount) 
   at::set_num_threads(threads);
 }
 
+// The sums run over a fixed split of the chunks into reduction blocks, added in block order:
+// the same bits for any thread count (issue 21 item 5), also with more chunks than blocks.
+TEST(FusedAllenCahn, SameBitsForAnyThreadCount) {
+  const reference::ReferenceField reference = tiny_reference();
+  const int threads = at::get_num_threads();
+  AllenCahnOptions o = tiny_options(Constraints::kHard, "resnet", Derivatives::kTaylor);
+  o.nf = 1000;
+  AllenCahnProblem problem(o, reference);
+  std::optional<FusedTanhNetwork> network = FusedTanhNetwork::of(*problem.model().as<ResNetImpl>());
+  ASSERT_TRUE(network.has_value());
+  for (int64_t chunk : {8, 100}) {  // 125 chunks (over 64 blocks) and 10
+    std::optional<FusedAllenCahnLoss::Result> first;
+    for (int t : {1, 2, 3, 4}) {
+      at::set_num_threads(t);
+      FusedAllenCahnLoss fused(*network, {0.01, 5.0, chunk});
+      FusedAllenCahnLoss::Result result = fused.evaluate(problem.residual_points(), 1e-3, true);
+      if (!first) {
+        first = std::move(result);
+        continue;
+      }
+      const std::string what = "chunk " + std::to_string(chunk) + " threads " + std::to_string(t);
+      EXPECT_EQ(result.loss, first->loss) << what;
+      for (size_t i = 0; i < result.gradients.size(); ++i)
+        EXPECT_TRUE(torch::equal(result.gradients[i], first->gradients[i])) << what << " parameter " << i;
+    }
+  }
+  at::set_num_threads(threads);
+}
+
 TEST(FusedAllenCahn, ProblemUsesItByDefaultWithTheSameLossGradientAndLossOnlyValue) {
   const reference::ReferenceField reference = tiny_reference();
   for (const std::string model : {"resnet", "fc"}) {

@@ -56,6 +56,13 @@ struct AllenCahnOptions {
   SamplingMethod sampling = SamplingMethod::kUniform;  ///< --sampling uniform|lhs|grid
   Scaling scaling = Scaling::kStrong;  ///< --scaling: strong = the serial point set split over
                                        ///< shards (same problem for any rank count)
+  /// --blocks B: the point set cut into B fixed blocks (balanced slices of the serial set),
+  /// each evaluated on its own and added in block order on every rank, so any number of ranks
+  /// <= B and any thread count give the same losses and parameters bit for bit (also the
+  /// global stage of preconditioned L-BFGS spread over its groups). The soft-constraint terms
+  /// belong to block 0. 0 = one piece per rank (the default). Needs scaling strong and no causal
+  /// weights (they depend on all points of a shard).
+  int64_t blocks = 0;
   int64_t resample_every = 0;  ///< --resample-every: new random points every k epochs; 0 = never
   /// --time-marching S: a curriculum in t. Stage s = 1..S trains on residual points in
   /// [-1, 1] x [0, s/S] (drawn anew, as --sampling says, in that box at every stage change);
@@ -187,6 +194,11 @@ class AllenCahnProblem final : public Problem {
   int64_t global_num_samples() const override { return residual_count_; }
   /// This shard's share of the loss (every term's local sum / its global point count).
   torch::Tensor loss(const torch::Tensor& indices) override;
+  /// With options().blocks: this shard's blocks of the point set.
+  Blocks blocks() const override { return blocks_; }
+  /// The residual term of local block `i`'s points, plus the soft-constraint terms in global
+  /// block 0.
+  torch::Tensor block_loss(int64_t i) override;
   bool splits_points() const override { return true; }
   /// The residual term of part `part` of `parts` of this shard's residual points (causal
   /// weights from all of them), plus the soft-constraint terms in part 0.
@@ -250,6 +262,13 @@ class AllenCahnProblem final : public Problem {
   std::unique_ptr<FusedAllenCahnLoss> fused_loss_;  ///< set when derivatives_ is fused
 
   int64_t round_ = 0;  ///< resampling round the current points belong to
+  Blocks blocks_;      ///< options().blocks > 0: this shard's blocks
+  /// The rows of a draw of `count` points (the serial set, strong scaling) this shard keeps:
+  /// the union of its blocks with options().blocks, else its balanced share.
+  Range shard_rows(int64_t count) const;
+  /// Does this shard hold soft-constraint terms (every shard its share; with blocks only the
+  /// shard of global block 0, which holds them whole)?
+  bool holds_constraint_terms() const;
   double horizon_ = 1.0;  ///< residual points lie in [-1, 1] x [0, horizon_]
   bool first_epoch_seen_ = false;  ///< on_epoch_begin was called before (else: start or resume)
   torch::Tensor residual_points_, residual_bins_, residual_bin_counts_;

@@ -10,10 +10,11 @@
 // are processed in chunks small enough for every layer's activations to stay in cache; each
 // chunk runs forward, forms dloss/dr and backpropagates by hand (the same chain rule autograd
 // would apply, written out), accumulating the weight gradients; chunks run in parallel over
-// LibTorch's intra-op threads with per-thread accumulators, each thread's BLAS calls
-// single-threaded (the chunk matrices are small). No autograd graph is built: the
-// gradient is computed with the loss and handed to autograd through a custom Function, so
-// `loss.backward()` and torch::autograd::grad work as usual. A loss-only evaluation (grad mode
+// LibTorch's intra-op threads, each thread's BLAS calls single-threaded (the chunk matrices are
+// small). The sums are taken over a fixed split of the chunks into at most 64 reduction blocks,
+// added in block order: the result is the same, bit for bit, for any number of threads.
+// No autograd graph is built: the gradient is computed with the loss and handed to autograd
+// through a custom Function, so `loss.backward()` and torch::autograd::grad work as usual. A loss-only evaluation (grad mode
 // off, as in a line search) runs the forward part alone. Leading hidden layers whose parameters
 // do not require grad (a subdomain solve of preconditioned L-BFGS) cost no backward, and their
 // output is cached: the next evaluation with the same points and frozen values starts above
@@ -32,6 +33,7 @@ namespace ddtrain {
 namespace detail {
 struct FusedWorkspace;     // one thread's buffers (allen_cahn_fused.cpp)
 struct FrozenLayersCache;  // the frozen lower layers' outputs (allen_cahn_fused.cpp)
+struct BlockSums;          // one reduction block's loss and gradient sums (allen_cahn_fused.cpp)
 class FusedLossFunction;   // the custom autograd Function (allen_cahn_fused.cpp)
 }
 
@@ -109,6 +111,7 @@ class FusedAllenCahnLoss {
   FusedTanhNetwork network_;
   FusedAllenCahnOptions options_;
   std::vector<std::unique_ptr<detail::FusedWorkspace>> workspaces_;  ///< one per intra-op thread
+  std::vector<std::unique_ptr<detail::BlockSums>> block_sums_;      ///< one per reduction block
   std::unique_ptr<detail::FrozenLayersCache> frozen_cache_;
 };
 
