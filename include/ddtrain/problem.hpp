@@ -86,6 +86,10 @@ class Problem {
     (void)i;
     return loss(torch::Tensor());
   }
+  /// Does a block's loss and gradient come out the same, bit for bit, for any number of
+  /// intra-op threads (the fused Allen-Cahn loss)? If not, the driver evaluates each block on
+  /// one thread, so that `--blocks` results do not depend on `--threads` either.
+  virtual bool blocks_are_thread_invariant() const { return false; }
   /// Full batch: can loss() be cut into parts of this shard's points (part_loss)? Lets the
   /// driver spread the global evaluations of parameter-subdomain groups over all ranks.
   virtual bool splits_points() const { return false; }

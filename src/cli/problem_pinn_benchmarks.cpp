@@ -30,6 +30,9 @@ void add_common_options(po::options_description& d, const std::string& name, con
   add("scaling", po::value<std::string>(),
       "points over ranks: strong = N in total split over ranks, weak = N per rank" +
           default_note(name, to_string(o.scaling)));
+  add("blocks", po::value<int64_t>(),
+      "fixed data blocks added in a fixed order: any rank count <= B reproduces the serial run with the "
+      "same --blocks bit for bit (0: one piece per rank, fastest)" + default_note(name, o.blocks));
   add("constraints", po::value<std::string>(),
       "initial/boundary conditions: hard (built into the output) | soft (loss terms)" +
           default_note(name, to_string(o.constraints)));
@@ -50,6 +53,7 @@ void read_common_options(OptionReader& in, PinnBenchmarkOptions& o) {
   o.nb = in.integer("nb", o.nb);
   o.sampling = in.choice("sampling", o.sampling, parse_sampling_method, [](SamplingMethod m) { return to_string(m); });
   o.scaling = in.choice("scaling", o.scaling, parse_scaling, [](Scaling s) { return to_string(s); });
+  o.blocks = in.integer("blocks", o.blocks);
   o.constraints = in.choice("constraints", o.constraints, parse_constraints, [](Constraints c) { return to_string(c); });
   o.ic_weight = in.real("ic-weight", o.ic_weight);
   o.bc_weight = in.real("bc-weight", o.bc_weight);

@@ -102,19 +102,9 @@ std::string AllenCahnOptions::validate() const {
     return "derivatives fused: " + why_not_fused() + " (derivatives auto picks taylor then)";
   if (shard.count < 1 || shard.index < 0 || shard.index >= shard.count)
     return "invalid shard " + std::to_string(shard.index) + " of " + std::to_string(shard.count);
-  if (blocks < 0) return "blocks must be >= 0 (0: one piece per rank), got " + std::to_string(blocks);
-  if (blocks > 0) {
-    if (scaling != Scaling::kStrong)
-      return "blocks needs scaling strong (the serial point set cut into fixed blocks)";
-    if (blocks < shard.count)
-      return "blocks " + std::to_string(blocks) + " is smaller than the number of data-parallel ranks (" +
-             std::to_string(shard.count) + "): every rank needs at least one block";
-    if (blocks > nf)
-      return "blocks " + std::to_string(blocks) + " exceeds nf (" + std::to_string(nf) +
-             "): every block needs at least one point";
-    if (causal_epsilon > 0)
-      return "blocks cannot be combined with causal_epsilon: the causal weights depend on all points of a rank";
-  }
+  if (std::string e = check_point_blocks(blocks, scaling, shard, nf); !e.empty()) return e;
+  if (blocks > 0 && causal_epsilon > 0)
+    return "blocks cannot be combined with causal_epsilon: the causal weights depend on every residual point of a rank";
   return "";
 }
 
@@ -184,26 +174,10 @@ AllenCahnProblem::AllenCahnProblem(AllenCahnOptions options, reference::Referenc
   reference_points_ = reference_grid_points(reference_, options_.dtype, options_.device);
   reference_values_ = torch::tensor(reference_.u, torch::TensorOptions().dtype(torch::kFloat64));
 
-  if (options_.blocks > 0) {
-    const Range mine = balanced_share(options_.blocks, options_.shard);
-    blocks_ = {mine.begin, mine.size(), options_.blocks};
-  }
+  blocks_ = point_blocks_of(options_.blocks, options_.shard);
   build_model();
   horizon_ = horizon_at(0);
   sample(0);
-}
-
-Range AllenCahnProblem::shard_rows(int64_t count) const {
-  if (blocks_.total == 0) return balanced_share(count, options_.shard);
-  const auto block = [&](int64_t b) {
-    return balanced_share(count, Shard{static_cast<int>(b), static_cast<int>(blocks_.total)});
-  };
-  return {block(blocks_.first).begin, block(blocks_.first + blocks_.local - 1).end};
-}
-
-bool AllenCahnProblem::holds_constraint_terms() const {
-  // Without blocks every shard holds its share of the soft-constraint points.
-  return blocks_.total == 0 || blocks_.first == 0;
 }
 
 double AllenCahnProblem::horizon_at(int64_t epoch) const {
@@ -253,7 +227,7 @@ void AllenCahnProblem::adapt_points(int64_t round) {
   torch::Tensor chosen = candidates.index_select(
       0, torch::multinomial(p, drawn, /*replacement=*/false, generator).to(candidates.device()));
   if (!weak) {  // this shard's slice, as sample_points splits (or its blocks)
-    const Range mine = shard_rows(drawn);
+    const Range mine = shard_rows(drawn, options_.shard, blocks_);
     chosen = chosen.narrow(0, mine.begin, mine.size());
   }
   set_residual_points(chosen.clone());
@@ -286,24 +260,23 @@ void AllenCahnProblem::build_model() {
 
 void AllenCahnProblem::sample(int64_t round) {
   round_ = round;
-  // With blocks every shard draws the serial set and keeps the rows of its blocks; the
-  // soft-constraint sets are whole (block 0's terms).
-  const bool blocked = blocks_.total > 0;
-  auto draw = [&](const Box& box, int64_t count, uint64_t set, int64_t& global, bool keep_blocks) {
+  // With blocks the residual points are the rows of this shard's blocks of the serial set and
+  // the soft-constraint sets are whole (block 0's terms).
+  auto draw = [&](const Box& box, int64_t count, uint64_t set, int64_t& global, const Problem::Blocks& blocks) {
     const uint64_t stream = kPointSets * static_cast<uint64_t>(round) + set;
     SamplingOptions sampling{options_.sampling, count, options_.scaling,
-                             mix_seed(options_.seed, stream), blocked ? Shard{} : options_.shard};
-    ShardPoints points = sample_points(box, sampling);
+                             mix_seed(options_.seed, stream), options_.shard};
+    ShardPoints points = sample_points(box, sampling, blocks);
     global = points.global_count;
-    const Range mine = keep_blocks ? shard_rows(points.points.size(0)) : Range{0, points.points.size(0)};
-    return rows_of(points.points, mine).to(options_.device, options_.dtype);
+    return points.points.to(options_.device, options_.dtype);
   };
-  set_residual_points(draw({{-1.0, 0.0}, {1.0, horizon_}}, options_.nf, kResidualSet, residual_count_, blocked));
+  const Problem::Blocks whole = blocks_.total > 0 ? Problem::Blocks{0, 1, 1} : Problem::Blocks{};  // one block: all
+  set_residual_points(draw({{-1.0, 0.0}, {1.0, horizon_}}, options_.nf, kResidualSet, residual_count_, blocks_));
   if (options_.constraints == Constraints::kSoft) {
-    const torch::Tensor x0 = draw({{-1.0}, {1.0}}, options_.n0, kInitialSet, initial_count_, false);
+    const torch::Tensor x0 = draw({{-1.0}, {1.0}}, options_.n0, kInitialSet, initial_count_, whole);
     initial_points_ = torch::cat({x0, torch::zeros_like(x0)}, 1);
     initial_values_ = allen_cahn_initial_condition(x0.reshape({-1}));
-    const torch::Tensor t = draw({{0.0}, {1.0}}, options_.nb, kBoundarySet, boundary_count_, false);
+    const torch::Tensor t = draw({{0.0}, {1.0}}, options_.nb, kBoundarySet, boundary_count_, whole);
     // Rows [0, n) are (-1, t), rows [n, 2n) are (1, t): one forward pass for both sides.
     boundary_points_ = torch::cat({torch::cat({-torch::ones_like(t), t}, 1),
                                    torch::cat({torch::ones_like(t), t}, 1)},
@@ -485,21 +458,15 @@ torch::Tensor AllenCahnProblem::soft_constraint_terms() {
 torch::Tensor AllenCahnProblem::loss(const torch::Tensor& indices) {
   DDTRAIN_CHECK(!indices.defined(), InvalidArgument,
                 "allen_cahn is a full-batch problem: loss() takes no sample indices");
-  return rows_loss({0, residual_points_.size(0)}, holds_constraint_terms());
+  return rows_loss({0, residual_points_.size(0)}, holds_constraint_terms(blocks_));
 }
 
 torch::Tensor AllenCahnProblem::block_loss(int64_t i) {
-  DDTRAIN_CHECK(i >= 0 && i < blocks_.local, InvalidArgument, "block ", i, " is not held by this process");
-  const auto block = [&](int64_t b) {
-    return balanced_share(residual_count_, Shard{static_cast<int>(b), static_cast<int>(blocks_.total)});
-  };
-  const int64_t offset = block(blocks_.first).begin;
-  const Range rows = block(blocks_.first + i);
-  return rows_loss({rows.begin - offset, rows.end - offset}, blocks_.first + i == 0);
+  return rows_loss(local_block_rows(i, residual_count_, blocks_), blocks_.first + i == 0);
 }
 
 torch::Tensor AllenCahnProblem::part_loss(int64_t part, int64_t parts) {
-  return rows_loss(part_rows(residual_points_.size(0), part, parts), part == 0 && holds_constraint_terms());
+  return rows_loss(part_rows(residual_points_.size(0), part, parts), part == 0 && holds_constraint_terms(blocks_));
 }
 
 torch::Tensor AllenCahnProblem::rows_loss(const Range& rows, bool with_constraints) {

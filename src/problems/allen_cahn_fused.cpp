@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "../models/tanh_jet_kernels.hpp"
+#include "../single_threaded.hpp"
 #include "allen_cahn_carrier.hpp"
 #include "ddtrain/error.hpp"
 
@@ -186,31 +187,6 @@ using detail::FusedWorkspace;
 /// What a chunk does with the frozen layers' output: nothing (no frozen layer), store it
 /// (computed afresh) or load it (cached, the forward starts above the frozen layers).
 enum class FrozenOutput { kNone, kStore, kLoad };
-
-// OpenMP's thread-count setting of the calling thread, which an OpenMP build of OpenBLAS follows
-// (weak: absent when no OpenMP runtime is loaded).
-extern "C" int omp_get_max_threads() __attribute__((weak));
-extern "C" void omp_set_num_threads(int) __attribute__((weak));
-
-/// Makes BLAS calls from this thread single-threaded for its lifetime: the chunk matrices are
-/// small, and a multi-threaded BLAS call per chunk costs more in synchronisation than it saves.
-class SingleThreadedBlas {
- public:
-  SingleThreadedBlas() {
-    if (omp_get_max_threads && omp_set_num_threads) {
-      saved_ = omp_get_max_threads();
-      if (saved_ != 1) omp_set_num_threads(1);
-    }
-  }
-  ~SingleThreadedBlas() {
-    if (saved_ > 1) omp_set_num_threads(saved_);
-  }
-  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
-  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
-
- private:
-  int saved_ = 0;
-};
 
 /// Chunk of b points (x, t interleaved; `weights` and `residuals` of the same chunk or null):
 /// forward through the network, residual (into `residuals` if given), loss added to `sums`;
@@ -473,7 +449,7 @@ FusedAllenCahnLoss::Result FusedAllenCahnLoss::run(const torch::Tensor& points, 
     scalar_t* rp = residuals_out.defined() ? residuals_out.data_ptr<scalar_t>() : nullptr;
     scalar_t* cached = lowest_trained > 0 ? frozen_cache_->outputs.data_ptr<scalar_t>() : nullptr;
     at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
-      SingleThreadedBlas single;
+      detail::SingleThreadedSection single;  // chunk matrices are small: one BLAS thread each
       torch::NoGradGuard no_grad_here;  // grad mode is per thread: the workers' too
       FusedWorkspace& ws = *workspaces_[at::get_thread_num()];
       for (int64_t block = begin; block < end; ++block) {

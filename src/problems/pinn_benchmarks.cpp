@@ -53,7 +53,7 @@ std::string PinnBenchmarkOptions::validate(const std::string& problem) const {
     return "dtype must be float32 or float64 for " + problem;
   if (shard.count < 1 || shard.index < 0 || shard.index >= shard.count)
     return "invalid shard " + std::to_string(shard.index) + " of " + std::to_string(shard.count);
-  return "";
+  return check_point_blocks(blocks, scaling, shard, nf);
 }
 
 std::string BurgersOptions::validate() const {
@@ -122,18 +122,22 @@ SpaceTimePinnProblem::SpaceTimePinnProblem(const PinnBenchmarkOptions& options, 
   parameters_ = std::make_unique<FlatParameters>(*network_.module, network_.layer_of);
   derivatives_ = common_.derivatives == Derivatives::kAutograd ? Derivatives::kAutograd : Derivatives::kTaylor;
 
-  auto draw = [&](const Box& box, int64_t count, uint64_t set, int64_t& global) {
+  // With blocks the residual points are the rows of this shard's blocks of the serial set and
+  // the soft-constraint sets are whole (block 0's terms).
+  blocks_ = point_blocks_of(common_.blocks, common_.shard);
+  auto draw = [&](const Box& box, int64_t count, uint64_t set, int64_t& global, const Blocks& blocks) {
     SamplingOptions sampling{common_.sampling, count, common_.scaling, mix_seed(common_.seed, set), common_.shard};
-    ShardPoints points = sample_points(box, sampling);
+    ShardPoints points = sample_points(box, sampling, blocks);
     global = points.global_count;
     return points.points.to(common_.device, common_.dtype);
   };
-  residual_points_ = draw({{-1.0, 0.0}, {1.0, 1.0}}, common_.nf, kResidualSet, residual_count_);
+  const Blocks whole = blocks_.total > 0 ? Blocks{0, 1, 1} : Blocks{};  // one block: all
+  residual_points_ = draw({{-1.0, 0.0}, {1.0, 1.0}}, common_.nf, kResidualSet, residual_count_, blocks_);
   if (common_.constraints == Constraints::kSoft) {
-    initial_x_ = draw({{-1.0}, {1.0}}, common_.n0, kInitialSet, initial_count_);
+    initial_x_ = draw({{-1.0}, {1.0}}, common_.n0, kInitialSet, initial_count_, whole);
     initial_points_ = torch::cat({initial_x_, torch::zeros_like(initial_x_)}, 1);
     initial_x_ = initial_x_.reshape({-1});
-    const torch::Tensor t = draw({{0.0}, {1.0}}, common_.nb, kBoundarySet, boundary_count_);
+    const torch::Tensor t = draw({{0.0}, {1.0}}, common_.nb, kBoundarySet, boundary_count_, whole);
     // Rows [0, n) are (-1, t), rows [n, 2n) are (1, t): one forward pass for both sides.
     boundary_points_ = torch::cat({torch::cat({-torch::ones_like(t), t}, 1), torch::cat({torch::ones_like(t), t}, 1)}, 0);
   }
@@ -229,11 +233,15 @@ torch::Tensor SpaceTimePinnProblem::soft_constraint_terms() {
 torch::Tensor SpaceTimePinnProblem::loss(const torch::Tensor& indices) {
   DDTRAIN_CHECK(!indices.defined(), InvalidArgument, name(),
                 " is a full-batch problem: loss() takes no sample indices");
-  return rows_loss({0, residual_points_.size(0)}, true);
+  return rows_loss({0, residual_points_.size(0)}, holds_constraint_terms(blocks_));
+}
+
+torch::Tensor SpaceTimePinnProblem::block_loss(int64_t i) {
+  return rows_loss(local_block_rows(i, residual_count_, blocks_), blocks_.first + i == 0);
 }
 
 torch::Tensor SpaceTimePinnProblem::part_loss(int64_t part, int64_t parts) {
-  return rows_loss(part_rows(residual_points_.size(0), part, parts), part == 0);
+  return rows_loss(part_rows(residual_points_.size(0), part, parts), part == 0 && holds_constraint_terms(blocks_));
 }
 
 torch::Tensor SpaceTimePinnProblem::rows_loss(const Range& rows, bool with_constraints) {

@@ -133,3 +133,60 @@ ShardPoints sample_points(const Box& box, const SamplingOptions& options) {
 }
 
 }  // namespace ddtrain
+
+namespace ddtrain {
+
+namespace {
+
+/// Rows of block b of `total` in a serial set of `count` points.
+Range block_rows(int64_t count, int64_t b, int64_t total) {
+  return balanced_share(count, Shard{static_cast<int>(b), static_cast<int>(total)});
+}
+
+}  // namespace
+
+std::string check_point_blocks(int64_t blocks, Scaling scaling, const Shard& shard, int64_t count) {
+  if (blocks < 0) return "blocks must be >= 0 (0: one piece per rank), got " + std::to_string(blocks);
+  if (blocks == 0) return "";
+  if (scaling != Scaling::kStrong) return "blocks needs scaling strong (they cut the one serial collocation set into fixed pieces)";
+  if (blocks < shard.count)
+    return "blocks " + std::to_string(blocks) + " is smaller than the number of data-parallel ranks (" +
+           std::to_string(shard.count) + "): every rank needs at least one block";
+  if (blocks > count)
+    return "blocks " + std::to_string(blocks) + " exceeds nf (" + std::to_string(count) +
+           "): every block needs at least one point";
+  return "";
+}
+
+Problem::Blocks point_blocks_of(int64_t blocks, const Shard& shard) {
+  if (blocks <= 0) return {};
+  const Range mine = balanced_share(blocks, shard);
+  return {mine.begin, mine.size(), blocks};
+}
+
+Range shard_rows(int64_t count, const Shard& shard, const Problem::Blocks& blocks) {
+  if (blocks.total == 0) return balanced_share(count, shard);
+  return {block_rows(count, blocks.first, blocks.total).begin,
+          block_rows(count, blocks.first + blocks.local - 1, blocks.total).end};
+}
+
+Range local_block_rows(int64_t i, int64_t count, const Problem::Blocks& blocks) {
+  DDTRAIN_CHECK(i >= 0 && i < blocks.local, InvalidArgument, "block ", i, " is not held by this process");
+  const int64_t offset = block_rows(count, blocks.first, blocks.total).begin;
+  const Range rows = block_rows(count, blocks.first + i, blocks.total);
+  return {rows.begin - offset, rows.end - offset};
+}
+
+ShardPoints sample_points(const Box& box, const SamplingOptions& options, const Problem::Blocks& blocks) {
+  if (blocks.total == 0) return sample_points(box, options);
+  DDTRAIN_CHECK(options.scaling == Scaling::kStrong, InvalidArgument,
+                "fixed blocks of points need strong scaling (the serial set is what is cut)");
+  SamplingOptions serial = options;
+  serial.shard = Shard{};
+  ShardPoints points = sample_points(box, serial);
+  const Range mine = shard_rows(points.points.size(0), options.shard, blocks);
+  points.points = points.points.narrow(0, mine.begin, mine.size()).clone();
+  return points;
+}
+
+}  // namespace ddtrain

@@ -1,6 +1,32 @@
 #include "batch_objectives.hpp"
 
+#include "../single_threaded.hpp"
+
 namespace ddtrain::driver {
+
+namespace {
+
+/// An objective evaluated with one intra-op and BLAS thread (forward and backward): the same
+/// bits for any `--threads`, where a multi-threaded sum or matrix product would split its
+/// additions by thread count.
+class SingleThreadedObjective final : public Objective {
+ public:
+  explicit SingleThreadedObjective(std::unique_ptr<Objective> inner) : inner_(std::move(inner)) {}
+  int64_t dimension() const override { return inner_->dimension(); }
+  double evaluate(const torch::Tensor& x, torch::Tensor* gradient) override {
+    count(gradient != nullptr);
+    detail::SingleThreadedSection one_thread;
+    return inner_->evaluate(x, gradient);
+  }
+  torch::Tensor initial_point() const override { return inner_->initial_point(); }
+  void set_active(const std::vector<Range>& active) override { inner_->set_active(active); }
+  void commit(const torch::Tensor& x) override { inner_->commit(x); }
+
+ private:
+  std::unique_ptr<Objective> inner_;
+};
+
+}  // namespace
 
 BatchObjectives::BatchObjectives(Problem& problem, const Layout& layout, const Partition* partition,
                                  int micro_batches)
@@ -38,8 +64,11 @@ void BatchObjectives::set_full_batch() {
   }
   std::vector<Objective*> pointers;
   for (int64_t i = 0; i < blocks.local; ++i) {
-    block_objectives_.push_back(std::make_unique<LocalObjective>(
-        problem_.parameters(), [this, i] { return problem_.block_loss(i); }));
+    std::unique_ptr<Objective> block = std::make_unique<LocalObjective>(
+        problem_.parameters(), [this, i] { return problem_.block_loss(i); });
+    if (!problem_.blocks_are_thread_invariant())
+      block = std::make_unique<SingleThreadedObjective>(std::move(block));
+    block_objectives_.push_back(std::move(block));
     pointers.push_back(block_objectives_.back().get());
   }
   spread_blocks_over_groups(pointers, blocks.first, blocks.total);

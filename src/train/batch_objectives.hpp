@@ -51,7 +51,7 @@ class BatchObjectives {
   std::unique_ptr<LocalObjective> all_ranks_local_;  // this rank's part of the global objective
   std::unique_ptr<Objective> all_ranks_global_;  // null: global_ is the global objective
   std::vector<std::unique_ptr<LocalObjective>> micro_;
-  std::vector<std::unique_ptr<LocalObjective>> block_objectives_;
+  std::vector<std::unique_ptr<Objective>> block_objectives_;
 };
 
 }  // namespace ddtrain::driver

@@ -384,6 +384,40 @@ TEST(AllenCahnBlocks, ShardsHoldTheirBlocksAndBlockLossesAddUp) {
   EXPECT_NEAR(sum, serial.loss({}).item<double>(), 1e-12 * sum);
 }
 
+// With --blocks each block of a problem whose evaluation is not thread-invariant (Taylor mode,
+// soft constraints) is evaluated on one thread: the same bits for any --threads.
+TEST(AllenCahnBlocks, TrainingGivesTheSameBitsForAnyThreadCount) {
+  const int threads = at::get_num_threads();
+  std::vector<std::vector<double>> losses;
+  for (int t : {1, 2, 3}) {
+    at::set_num_threads(t);
+    AllenCahnOptions o = tiny_options(Constraints::kSoft);
+    o.nf = 3000;  // matrix products and sums large enough to be split over threads
+    o.derivatives = Derivatives::kTaylor;
+    o.blocks = 3;
+    AllenCahnProblem problem(o, small_reference());
+    EXPECT_FALSE(problem.blocks_are_thread_invariant());
+    Lbfgs solver;
+    TrainOptions train_options;
+    train_options.epochs = 6;
+    train_options.metric_every = 0;
+    std::vector<double> run;
+    Callbacks callbacks;
+    callbacks.on_iteration = [&run](const IterationSummary& row) {
+      run.push_back(row.loss);
+      return true;
+    };
+    train(problem, solver, train_options, make_layout(std::make_shared<SelfComm>(), 0), callbacks);
+    losses.push_back(run);
+  }
+  at::set_num_threads(threads);
+  ASSERT_EQ(losses[0].size(), 6u);
+  EXPECT_EQ(losses[1], losses[0]);
+  EXPECT_EQ(losses[2], losses[0]);
+  AllenCahnProblem fused(tiny_options(), small_reference());
+  EXPECT_TRUE(fused.blocks_are_thread_invariant());
+}
+
 TEST(AllenCahnBlocks, InvalidCombinationsAreRefusedNamingTheField) {
   AllenCahnOptions o = tiny_options();
   o.blocks = -1;

@@ -134,6 +134,12 @@ TEST(Cli, OptionErrorsNameTheOptionNotTheField) {
                         "--derivatives fused: it needs --model resnet or fc (--derivatives auto picks taylor then)");
   expect_one_line_error("train --problem allen_cahn --model mlp",
                         "--model: unknown model 'mlp' (accepted: resnet, fc, modified-mlp)");
+  expect_one_line_error("train --problem burgers --blocks 2 --scaling weak",
+                        "--blocks needs --scaling strong (they cut the one serial collocation set into fixed pieces)");
+  expect_one_line_error("train --problem allen_cahn --blocks 2 --causal-epsilon 1",
+                        "--blocks cannot be combined with --causal-epsilon: the causal weights depend on every "
+                        "residual point of a rank");
+  expect_one_line_error("train --problem klein_gordon --blocks 20000", "--blocks 20000 exceeds --nf (10000)");
   expect_one_line_error("reference burgers --nx 1 --out x.mat", "--nx must be >= 2, got 1");
   expect_one_line_error("reference burgers --quadrature-nodes 4 --out x.mat",
                         "--quadrature-nodes (Gauss-Hermite) must be in [8, 600]");

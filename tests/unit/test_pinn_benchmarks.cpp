@@ -256,6 +256,40 @@ TEST(BurgersProblem, PartLossesAddUpToTheLoss) {
   EXPECT_THROW(klein_gordon.part_loss(-1, 2), InvalidArgument);
 }
 
+// --blocks: a shard holds the rows of its blocks of the serial set, the block losses add up to
+// its loss and the shards' losses to the serial loss (soft-constraint terms whole in block 0).
+TEST(BurgersProblem, BlocksHoldTheSerialRowsAndAddUp) {
+  for (const Constraints constraints : {Constraints::kHard, Constraints::kSoft}) {
+    SCOPED_TRACE(to_string(constraints));
+    KleinGordonOptions o = tiny_klein_gordon(constraints);
+    KleinGordonProblem serial(o);
+    torch::NoGradGuard no_grad;
+    const double serial_loss = serial.loss({}).item<double>();
+    o.blocks = 5;
+    double shards = 0;
+    for (int shard : {0, 1}) {
+      o.shard = {shard, 2};
+      KleinGordonProblem problem(o);
+      const Problem::Blocks blocks = problem.blocks();
+      EXPECT_EQ(blocks.first, shard == 0 ? 0 : 3);
+      EXPECT_EQ(blocks.local, shard == 0 ? 3 : 2);
+      const Range rows = shard_rows(o.nf, o.shard, blocks);
+      EXPECT_TRUE(torch::equal(problem.residual_points(), serial.residual_points().narrow(0, rows.begin, rows.size())));
+      const double loss = problem.loss({}).item<double>();
+      double sum = 0;
+      for (int64_t i = 0; i < blocks.local; ++i) sum += problem.block_loss(i).item<double>();
+      EXPECT_NEAR(sum, loss, 1e-12 * loss);
+      EXPECT_THROW(problem.block_loss(blocks.local), InvalidArgument);
+      shards += loss;
+    }
+    EXPECT_NEAR(shards, serial_loss, 1e-12 * serial_loss);
+  }
+  BurgersOptions weak = tiny_burgers(Constraints::kHard);
+  weak.blocks = 2;
+  weak.scaling = Scaling::kWeak;
+  EXPECT_NE(weak.validate().find("blocks needs scaling strong"), std::string::npos);
+}
+
 TEST(BurgersProblem, OptionsAreValidatedWithOneLineNamingTheField) {
   EXPECT_EQ(BurgersOptions{}.validate(), "");
   auto reason = [](auto change) {

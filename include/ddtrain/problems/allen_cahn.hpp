@@ -199,6 +199,8 @@ class AllenCahnProblem final : public Problem {
   /// The residual term of local block `i`'s points, plus the soft-constraint terms in global
   /// block 0.
   torch::Tensor block_loss(int64_t i) override;
+  /// The fused loss sums in a fixed order for any thread count (allen_cahn_fused.hpp).
+  bool blocks_are_thread_invariant() const override { return derivatives_ == Derivatives::kFused; }
   bool splits_points() const override { return true; }
   /// The residual term of part `part` of `parts` of this shard's residual points (causal
   /// weights from all of them), plus the soft-constraint terms in part 0.
@@ -263,12 +265,6 @@ class AllenCahnProblem final : public Problem {
 
   int64_t round_ = 0;  ///< resampling round the current points belong to
   Blocks blocks_;      ///< options().blocks > 0: this shard's blocks
-  /// The rows of a draw of `count` points (the serial set, strong scaling) this shard keeps:
-  /// the union of its blocks with options().blocks, else its balanced share.
-  Range shard_rows(int64_t count) const;
-  /// Does this shard hold soft-constraint terms (every shard its share; with blocks only the
-  /// shard of global block 0, which holds them whole)?
-  bool holds_constraint_terms() const;
   double horizon_ = 1.0;  ///< residual points lie in [-1, 1] x [0, horizon_]
   bool first_epoch_seen_ = false;  ///< on_epoch_begin was called before (else: start or resume)
   torch::Tensor residual_points_, residual_bins_, residual_bin_counts_;

@@ -57,6 +57,10 @@ struct PinnBenchmarkOptions {
   int64_t nb = 256;    ///< --nb: boundary times t in [0, 1], each at x = -1 and 1 (soft), >= 1
   SamplingMethod sampling = SamplingMethod::kUniform;  ///< --sampling uniform|lhs|grid
   Scaling scaling = Scaling::kStrong;  ///< --scaling: strong = the serial set split over shards
+  /// --blocks B: the serial residual set cut into B fixed blocks added in block order, so any
+  /// rank count <= B and any thread count give the same bits (AllenCahnOptions::blocks);
+  /// soft-constraint terms in block 0. 0 = one piece per rank. Needs scaling strong.
+  int64_t blocks = 0;
 
   // ---- the loss
   Constraints constraints = Constraints::kHard;  ///< --constraints (Klein–Gordon: soft)
@@ -127,6 +131,11 @@ class SpaceTimePinnProblem : public Problem {
   int64_t global_num_samples() const override { return residual_count_; }
   /// This shard's share of the loss (every term's local sum / its global point count).
   torch::Tensor loss(const torch::Tensor& indices) override;
+  /// With common_options().blocks: this shard's blocks of the residual points.
+  Blocks blocks() const override { return blocks_; }
+  /// The residual term of local block `i`'s points, plus the soft-constraint terms in global
+  /// block 0.
+  torch::Tensor block_loss(int64_t i) override;
   bool splits_points() const override { return true; }
   /// The residual term of part `part` of `parts` of this shard's residual points, plus the
   /// soft-constraint terms in part 0.
@@ -183,6 +192,7 @@ class SpaceTimePinnProblem : public Problem {
   torch::Tensor residual_points_, initial_points_, initial_x_, boundary_points_;
   int64_t residual_count_ = 0, initial_count_ = 0, boundary_count_ = 0;  ///< global counts
   torch::Tensor reference_points_, reference_values_;
+  Blocks blocks_;  ///< common_options().blocks > 0: this shard's blocks
 };
 
 class BurgersProblem final : public SpaceTimePinnProblem {

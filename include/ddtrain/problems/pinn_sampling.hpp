@@ -65,6 +65,28 @@ int64_t sampled_count(SamplingMethod method, int64_t count, int64_t dimension);
 /// The points of `options.shard` in `box`. Throws InvalidArgument on invalid options or box.
 ShardPoints sample_points(const Box& box, const SamplingOptions& options);
 
+// ---- fixed point blocks (--blocks B) of the PINN problems: the serial set of points (strong
+// scaling) cut into B balanced blocks; a shard holds blocks balanced_share(B, shard), each
+// evaluated on its own and added in block order (Problem::blocks, Problem::block_loss).
+
+/// "" or why `blocks` (0 = none) does not fit: it needs strong scaling, at least one block per
+/// shard and at least one of the `count` points per block.
+std::string check_point_blocks(int64_t blocks, Scaling scaling, const Shard& shard, int64_t count);
+/// The blocks `shard` holds of `blocks` (Problem::Blocks{} for 0).
+Problem::Blocks point_blocks_of(int64_t blocks, const Shard& shard);
+/// The rows of a serial set of `count` points that `shard` keeps: the union of its blocks, or
+/// without blocks its balanced share (as sample_points splits).
+Range shard_rows(int64_t count, const Shard& shard, const Problem::Blocks& blocks);
+/// The rows of local block `i` within the shard's rows of a serial set of `count` points.
+/// Throws InvalidArgument for a block the shard does not hold.
+Range local_block_rows(int64_t i, int64_t count, const Problem::Blocks& blocks);
+/// Does a shard hold soft-constraint terms? Without blocks every shard (its share of those
+/// points); with blocks the shard of global block 0 only (it holds them whole).
+inline bool holds_constraint_terms(const Problem::Blocks& blocks) { return blocks.total == 0 || blocks.first == 0; }
+/// The points of `options.shard` in `box`, with blocks the rows of its blocks of the serial set
+/// (strong scaling; the global count is the serial set's).
+ShardPoints sample_points(const Box& box, const SamplingOptions& options, const Problem::Blocks& blocks);
+
 /// A well-mixed seed for stream `stream` of `seed` (splitmix64), for independent point sets
 /// (residual, initial, boundary points; resampling rounds) drawn from one user seed.
 uint64_t mix_seed(uint64_t seed, uint64_t stream);
