@@ -31,31 +31,37 @@ void check_cuda(cudaError_t code, const char* call) {
 }
 #define DDTRAIN_FUSED_CUDA_CHECK(call) check_cuda((call), #call)
 
+/// The largest threads_per_block; the kernels are compiled to launch with it (at most 64
+/// registers per thread), so no allowed launch fails for lack of registers.
+constexpr int kMaxThreadsPerBlock = 1024;
+
 template <typename T>
-__global__ void forward_kernel(FusedNetworkView<T> network, FusedAllenCahnPointOptions options, double scale,
-                               const T* points, const T* weights, T* residuals, detail::FusedLayout<T> ws) {
+__global__ void __launch_bounds__(kMaxThreadsPerBlock)
+    forward_kernel(FusedNetworkView<T> network, FusedAllenCahnPointOptions options, double scale,
+                   const T* points, const T* weights, T* residuals, detail::FusedLayout<T> ws) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < ws.n) detail::forward_point(network, options, scale, points, weights, residuals, ws, i);
 }
 
 template <typename T>
-__global__ void backward_kernel(FusedNetworkView<T> network, detail::FusedLayout<T> ws) {
+__global__ void __launch_bounds__(kMaxThreadsPerBlock)
+    backward_kernel(FusedNetworkView<T> network, detail::FusedLayout<T> ws) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < ws.n) detail::backward_point(network, ws, i);
 }
 
 /// Index q = k (parameters + 1) + p: tile k, parameter p (p == parameters: the loss).
 template <typename T>
-__global__ void tile_kernel(FusedNetworkView<T> network, detail::FusedLayout<T> ws, int64_t parameters,
-                            int64_t tiles) {
+__global__ void __launch_bounds__(kMaxThreadsPerBlock)
+    tile_kernel(FusedNetworkView<T> network, detail::FusedLayout<T> ws, int64_t parameters, int64_t tiles) {
   const int64_t q = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (q >= tiles * (parameters + 1)) return;
   detail::reduce_tile(network, ws, parameters, q % (parameters + 1), q / (parameters + 1));
 }
 
 template <typename T>
-__global__ void final_kernel(detail::FusedLayout<T> ws, int64_t parameters, double scale, T* loss_out,
-                             T* gradient_out) {
+__global__ void __launch_bounds__(kMaxThreadsPerBlock)
+    final_kernel(detail::FusedLayout<T> ws, int64_t parameters, double scale, T* loss_out, T* gradient_out) {
   const int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (p <= parameters) detail::reduce_tiles(ws, parameters, p, scale, loss_out, gradient_out);
 }
@@ -74,8 +80,9 @@ void launch(const FusedNetworkView<T>& network, const FusedAllenCahnPointOptions
   const std::string problem = detail::check_view(network);
   DDTRAIN_CHECK(problem.empty(), InvalidArgument, problem);
   DDTRAIN_CHECK(n >= 0, InvalidArgument, "the fused Allen-Cahn kernels need n >= 0 points, got ", n);
-  DDTRAIN_CHECK(threads_per_block >= 32 && threads_per_block <= 1024 && threads_per_block % 32 == 0,
-                InvalidArgument, "the fused Allen-Cahn kernels need threads_per_block a multiple of 32 in [32, 1024], got ",
+  DDTRAIN_CHECK(threads_per_block >= 32 && threads_per_block <= kMaxThreadsPerBlock && threads_per_block % 32 == 0,
+                InvalidArgument,
+                "the fused Allen-Cahn kernels need threads_per_block a multiple of 32 in [32, 1024], got ",
                 threads_per_block);
   DDTRAIN_CHECK(loss_out != nullptr && (n == 0 || points != nullptr) && (!with_gradient || gradient_out != nullptr),
                 InvalidArgument, "the fused Allen-Cahn kernels got a null points, loss or gradient buffer");

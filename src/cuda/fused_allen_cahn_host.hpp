@@ -29,7 +29,8 @@ void fused_allen_cahn_host(const FusedNetworkView<T>& network, const FusedAllenC
   std::vector<T> values(static_cast<size_t>(detail::workspace_values(network, n)));
   std::vector<double> doubles(static_cast<size_t>(detail::workspace_doubles(n)));
   const detail::FusedLayout<T> ws = detail::make_layout(network, n, values.data(), doubles.data());
-  for (int64_t i = 0; i < n; ++i) detail::forward_point(network, options, scale, points, weights, residuals_out, ws, i);
+  for (int64_t i = 0; i < n; ++i)
+    detail::forward_point(network, options, scale, points, weights, residuals_out, ws, i);
   if (with_gradient)
     for (int64_t i = 0; i < n; ++i) detail::backward_point(network, ws, i);
   const int64_t parameters = with_gradient ? detail::parameter_count(network) : 0;

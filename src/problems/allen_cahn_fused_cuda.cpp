@@ -31,12 +31,14 @@ FusedAllenCahnLoss::Result run_fused_allen_cahn_cuda(const FusedTanhNetwork& net
                     (point_weights.dim() == 1 && point_weights.size(0) == points.size(0) &&
                      point_weights.device() == device && point_weights.scalar_type() == dtype),
                 InvalidArgument,
-                "the fused Allen–Cahn loss needs one weight per point, on the points' device, of the network's dtype");
+                "the fused Allen–Cahn loss needs one weight per point, on the points' device, of the "
+                "network's dtype");
   DDTRAIN_CHECK(!residuals_out.defined() ||
                     (residuals_out.dim() == 1 && residuals_out.size(0) == points.size(0) &&
                      residuals_out.device() == device && residuals_out.scalar_type() == dtype &&
                      residuals_out.is_contiguous()),
-                InvalidArgument, "the fused Allen–Cahn loss's residuals must be (n), contiguous, on the points' device");
+                InvalidArgument,
+                "the fused Allen–Cahn loss's residuals must be (n), contiguous, on the points' device");
 
   const c10::cuda::CUDAGuard guard(device);
   torch::NoGradGuard no_grad;

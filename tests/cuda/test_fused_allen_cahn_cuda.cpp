@@ -126,10 +126,12 @@ struct DeviceResult {
 
 template <typename T>
 DeviceResult<T> run_device(const RandomNetwork<T>& network, const FusedAllenCahnPointOptions& options,
-                           const DeviceVector<T>& points, const detail::not_deduced_t<DeviceVector<T>>* weights, int64_t n, double scale,
-                           bool with_gradient, FusedAllenCahnWorkspace& workspace, int threads_per_block) {
+                           const DeviceVector<T>& points, const detail::not_deduced_t<DeviceVector<T>>* weights,
+                           int64_t n, double scale, bool with_gradient, FusedAllenCahnWorkspace& workspace,
+                           int threads_per_block) {
   const int64_t count = detail::parameter_count(network.host_view);
-  DeviceVector<T> loss(1, T(-1)), gradient(static_cast<size_t>(count), T(-1)), residuals(static_cast<size_t>(n), T(-1));
+  DeviceVector<T> loss(1, T(-1)), gradient(static_cast<size_t>(count), T(-1));
+  DeviceVector<T> residuals(static_cast<size_t>(n), T(-1));
   fused_allen_cahn_cuda(network.device_view, options, points.get(), weights ? weights->get() : nullptr, n, scale,
                         with_gradient, loss.get(), gradient.get(), residuals.get(), workspace, nullptr,
                         threads_per_block);
