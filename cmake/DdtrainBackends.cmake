@@ -39,6 +39,33 @@ if(NOT _cuda STREQUAL "OFF")
 endif()
 ddtrain_resolve_option(DDTRAIN_WITH_CUDA ${_cuda_found})
 
+# The torch-free CUDA kernels of the fused Allen–Cahn loss (src/cuda/fused_allen_cahn.cu): nvcc
+# against the CUDA toolkit, no LibTorch, no GPU needed to build them. The CPU build
+# (DDTRAIN_WITH_CUDA=OFF) never enables the CUDA language.
+set(DDTRAIN_CUDA_ARCHITECTURES "80;90" CACHE STRING
+    "GPU architectures of the CUDA kernels (CMake CUDA_ARCHITECTURES: 80 = A100, 90 = H100/H200)")
+if(DDTRAIN_WITH_CUDA)
+  if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX})
+    if(CUDAToolkit_NVCC_EXECUTABLE)
+      set(CMAKE_CUDA_COMPILER ${CUDAToolkit_NVCC_EXECUTABLE})
+    else()
+      set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+    endif()
+  endif()
+  if(NOT CMAKE_CUDA_ARCHITECTURES)
+    set(CMAKE_CUDA_ARCHITECTURES ${DDTRAIN_CUDA_ARCHITECTURES})
+  endif()
+  enable_language(CUDA)
+  add_library(ddtrain_cuda_kernels STATIC ${PROJECT_SOURCE_DIR}/src/cuda/fused_allen_cahn.cu)
+  target_include_directories(ddtrain_cuda_kernels PUBLIC ${PROJECT_SOURCE_DIR}/include)
+  target_link_libraries(ddtrain_cuda_kernels PUBLIC CUDA::cudart)
+  set_target_properties(ddtrain_cuda_kernels PROPERTIES POSITION_INDEPENDENT_CODE ON
+                        CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON
+                        CUDA_ARCHITECTURES "${DDTRAIN_CUDA_ARCHITECTURES}")
+  target_compile_options(ddtrain_cuda_kernels PRIVATE
+                         $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra,-Wno-unused-parameter>)
+endif()
+
 # Does the LibTorch we build against have CUDA? (Debian's 1.13 does not; the GPU machine's does.)
 set(DDTRAIN_TORCH_HAS_CUDA OFF)
 if(TARGET torch_cuda OR TARGET c10_cuda OR C10_CUDA_LIBRARY)

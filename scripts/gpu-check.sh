@@ -14,7 +14,8 @@
 #   SKIP_APT=1    do not try apt-get for missing packages (a machine without network)
 #   EXTRA_CMAKE_PREFIX_PATH  more prefixes for find_package (packages unpacked elsewhere)
 #   GPU_TESTS     gtest filter of the unit tests that need a GPU and must not skip when one is
-#                 visible (default '*OnDevice.*': GPU test suites are named ...OnDevice)
+#                 visible (default '*OnDevice.*': GPU test suites are named ...OnDevice); the
+#                 CUDA kernel tests (tests/ddtrain_cuda_tests) run whole and must not skip either
 #
 # What it assumes of the GPU machine (it has no network, so nothing can be downloaded):
 #   Ubuntu 24.04, an NVIDIA driver + GPU, the CUDA toolkit and NCCL under $CUDA_HOME, a CUDA
@@ -137,6 +138,12 @@ if ((gpu_count > 0)); then
     2>&1 | tee "$gpu_log" || fail "GPU unit tests"
   ! grep -q '^\[  SKIPPED \]' "$gpu_log" || fail "GPU tests skipped although $gpu_count GPU(s) are visible"
   grep -q '^\[  PASSED  \] [1-9]' "$gpu_log" || fail "no GPU unit test ran"
+  # The fused Allen–Cahn CUDA kernels against their host executor (torch-free binary).
+  cuda_kernels_log="$BUILD_DIR/cuda-kernel-tests.log"
+  [[ -x $BUILD_DIR/tests/ddtrain_cuda_tests ]] || fail "no $BUILD_DIR/tests/ddtrain_cuda_tests (DDTRAIN_WITH_CUDA off?)"
+  "$BUILD_DIR/tests/ddtrain_cuda_tests" 2>&1 | tee "$cuda_kernels_log" || fail "CUDA kernel tests"
+  ! grep -q '^\[  SKIPPED \]' "$cuda_kernels_log" || fail "CUDA kernel tests skipped although $gpu_count GPU(s) are visible"
+  grep -q '^\[  PASSED  \] [1-9]' "$cuda_kernels_log" || fail "no CUDA kernel test ran"
 else
   echo "gpu-check: no GPU visible, so the GPU tests skipped: this run checks the build only" >&2
   exit 3

@@ -10,6 +10,7 @@
 #include "../models/tanh_jet_kernels.hpp"
 #include "../single_threaded.hpp"
 #include "allen_cahn_carrier.hpp"
+#include "allen_cahn_fused_cuda.hpp"
 #include "ddtrain/error.hpp"
 
 namespace ddtrain {
@@ -402,6 +403,13 @@ FusedAllenCahnLoss::Result FusedAllenCahnLoss::run(const torch::Tensor& points, 
                                                    const torch::Tensor& point_weights,
                                                    const torch::Tensor& residuals_out,
                                                    size_t lowest_trained) {
+#ifdef DDTRAIN_FUSED_ALLEN_CAHN_CUDA
+  if (points.device().is_cuda()) {  // the CUDA kernels (allen_cahn_fused_cuda.cpp)
+    if (!cuda_state_) cuda_state_ = std::make_unique<detail::FusedCudaState>();
+    return detail::run_fused_allen_cahn_cuda(network_, options_, parameters(), *cuda_state_, points, scale,
+                                             with_gradient, point_weights, residuals_out, lowest_trained);
+  }
+#endif
   const torch::Tensor& weight = network_.output->weight;
   DDTRAIN_CHECK(points.dim() == 2 && points.size(1) == 2 && points.device().is_cpu() &&
                     points.scalar_type() == weight.scalar_type() && weight.device().is_cpu(),

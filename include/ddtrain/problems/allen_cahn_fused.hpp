@@ -34,6 +34,7 @@ namespace detail {
 struct FusedWorkspace;     // one thread's buffers (allen_cahn_fused.cpp)
 struct FrozenLayersCache;  // the frozen lower layers' outputs (allen_cahn_fused.cpp)
 struct BlockSums;          // one reduction block's loss and gradient sums (allen_cahn_fused.cpp)
+struct FusedCudaState;     // the CUDA kernels' workspace (allen_cahn_fused_cuda.hpp)
 class FusedLossFunction;   // the custom autograd Function (allen_cahn_fused.cpp)
 }
 
@@ -64,6 +65,10 @@ struct FusedAllenCahnOptions {
 /// Evaluates scale * sum_i w_i r_i^2 at points (n, 2) = (x, t) of the network's dtype on the
 /// CPU, with constant point weights w_i (1 when not given; causal weighting passes its own).
 /// Keeps per-thread work buffers between calls (not thread-safe: one evaluator per caller).
+/// In a build with a CUDA LibTorch and the CUDA toolkit, points, weights and parameters on a
+/// CUDA device are evaluated there by the CUDA kernels of ddtrain/cuda/fused_allen_cahn.hpp
+/// (same mathematics; the loss is read back to the host once per evaluation, frozen lower
+/// layers are recomputed, their gradients zero).
 class FusedAllenCahnLoss {
  public:
   FusedAllenCahnLoss(FusedTanhNetwork network, FusedAllenCahnOptions options);
@@ -113,6 +118,7 @@ class FusedAllenCahnLoss {
   std::vector<std::unique_ptr<detail::FusedWorkspace>> workspaces_;  ///< one per intra-op thread
   std::vector<std::unique_ptr<detail::BlockSums>> block_sums_;      ///< one per reduction block
   std::unique_ptr<detail::FrozenLayersCache> frozen_cache_;
+  std::unique_ptr<detail::FusedCudaState> cuda_state_;  ///< created by the first CUDA evaluation
 };
 
 }  // namespace ddtrain
