@@ -153,6 +153,22 @@ Result run_in_blocks(CommunicatorPtr comm, const MakeProblem& make) {
   return result;
 }
 
+/// What the PINN problems' options share, set alike: tiny, float64, cut into 6 blocks.
+template <typename Options>
+Options tiny_in_blocks(Constraints constraints, const Shard& shard) {
+  Options o;
+  o.nf = 203;
+  o.n0 = 37;
+  o.nb = 29;
+  o.depth = 2;
+  o.width = 10;
+  o.dtype = torch::kFloat64;
+  o.constraints = constraints;
+  o.blocks = 6;
+  o.shard = shard;
+  return o;
+}
+
 /// Allen-Cahn with RAD every 5 epochs.
 MakeProblem allen_cahn(Constraints constraints) {
   return [constraints](const Shard& shard) {
@@ -162,19 +178,10 @@ MakeProblem allen_cahn(Constraints constraints) {
       o.nt_out = 11;
       return reference::solve_allen_cahn(o);
     }();
-    AllenCahnOptions o;
-    o.nf = 203;
-    o.n0 = 37;
-    o.nb = 29;
-    o.depth = 2;
-    o.width = 10;
-    o.dtype = torch::kFloat64;
-    o.constraints = constraints;
+    AllenCahnOptions o = tiny_in_blocks<AllenCahnOptions>(constraints, shard);
     o.rad_every = 5;
     o.rad_candidates = 500;
     o.seed = 7;
-    o.blocks = 6;
-    o.shard = shard;
     return std::make_unique<AllenCahnProblem>(o, reference);
   };
 }
@@ -182,19 +189,10 @@ MakeProblem allen_cahn(Constraints constraints) {
 template <typename Problem, typename Options>
 MakeProblem pinn_benchmark(Constraints constraints) {
   return [constraints](const Shard& shard) {
-    Options o;
-    o.nf = 203;
-    o.n0 = 37;
-    o.nb = 29;
-    o.depth = 2;
-    o.width = 10;
-    o.dtype = torch::kFloat64;
-    o.constraints = constraints;
+    Options o = tiny_in_blocks<Options>(constraints, shard);
     o.seed = 5;
     o.reference_nx = 33;
     o.reference_nt = 11;
-    o.blocks = 6;
-    o.shard = shard;
     return std::make_unique<Problem>(o);
   };
 }
