@@ -74,7 +74,9 @@ TEST(BurgersReference, GaussHermiteRuleIntegratesPolynomialsExactly) {
     for (int i = 0; i < n; ++i) {
       const double w = std::exp(rule.log_weights[i]), z = rule.nodes[i];
       m0 += w, m1 += w * z, m2 += w * z * z, m4 += w * z * z * z * z;
-      if (i > 0) EXPECT_LT(rule.nodes[i - 1], z);
+      if (i > 0) {
+        EXPECT_LT(rule.nodes[i - 1], z);
+      }
       EXPECT_EQ(rule.nodes[n - 1 - i], -z);
     }
     EXPECT_NEAR(m0, std::sqrt(kPi), 1e-13);
@@ -119,8 +121,12 @@ TEST(BurgersReference, HasTheBenchmarksShapeAndLargestSlope) {
       const double value = field.value(i, j);
       EXPECT_LE(std::abs(value), 1.0);
       EXPECT_NEAR(value, -field.value(field.nx() - 1 - i, j), 1e-12);  // odd in x
-      if (j == 0) EXPECT_NEAR(value, -std::sin(kPi * field.x[i]), 1e-15);
-      if (i == 0 || i == field.nx() - 1 || i == field.nx() / 2) EXPECT_NEAR(value, 0.0, 1e-12);
+      if (j == 0) {
+        EXPECT_NEAR(value, -std::sin(kPi * field.x[i]), 1e-15);
+      }
+      if (i == 0 || i == field.nx() - 1 || i == field.nx() / 2) {
+        EXPECT_NEAR(value, 0.0, 1e-12);
+      }
     }
   // The front: at t = 1 u jumps from about +0.64 to -0.64 across x = 0 within 0.02.
   const reference::BurgersColeHopf u(kNu, 200);
