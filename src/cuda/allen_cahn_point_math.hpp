@@ -181,6 +181,41 @@ DDTRAIN_HOST_DEVICE inline PointJet<T> smoothed_corner(T x, T t, double diffusio
   return jet;
 }
 
+/// A point's residual and the gradient of its loss term scale * w * r^2 with respect to N's
+/// jet (the value, x, t and xx slots).
+template <typename T>
+struct PointResidual {
+  T r;
+  T gy[kSlots];
+};
+
+/// u = (x^2 cos(pi x) + corner) e^{-decay t} + t N from N's jet (value, t, xx) and the corner's
+/// (zeros without ic_smoothing), the residual r = u_t - nu u_xx + reaction (u^3 - u) and
+/// dloss/dN; c, s = cos(pi x), sin(pi x). The one formula of the CPU fused loss
+/// (allen_cahn_fused.cpp) and the kernels.
+template <typename T>
+DDTRAIN_HOST_DEVICE inline PointResidual<T> point_residual(const FusedAllenCahnPointOptions& options, double scale,
+                                                           T x, T t, T c, T s, const PointJet<T>& network,
+                                                           const PointJet<T>& corner, T w) {
+  const T pi = static_cast<T>(kPi);
+  const T nu = static_cast<T>(options.diffusion), reaction = static_cast<T>(options.reaction);
+  const T decay = static_cast<T>(options.ic_decay);
+  const T x2 = x * x;
+  const T e = decay == 0 ? T(1) : m_exp(-decay * t);  // e = 1 exactly without decay
+  const T u0 = x2 * c + corner.value;
+  const T u = u0 * e + t * network.value;
+  const T u_t = network.value + t * network.t - decay * u0 * e + corner.t * e;
+  const T u_xx = (2 * c - 4 * pi * x * s - pi * pi * x2 * c + corner.xx) * e + t * network.xx;
+  PointResidual<T> out;
+  out.r = u_t - nu * u_xx + reaction * (u * u * u - u);
+  const T d = static_cast<T>(2 * scale) * w * out.r;  // dloss/dr
+  out.gy[0] = t * d * reaction * (3 * u * u - 1) + d;  // through u and u_t
+  out.gy[1] = 0;                                       // u_x is not in the residual
+  out.gy[2] = t * d;
+  out.gy[3] = -nu * t * d;
+  return out;
+}
+
 /// The tanh jet of one unit: from the pre-activation jet z (slot 0 without the bias) and the
 /// bias, out = (a, s z_x, s z_t, s z_xx + s' z_x^2) with a = tanh(z_0 + b), s = 1 - a^2,
 /// s' = -2 a s (detail::tanh_jet_forward_range).
@@ -279,28 +314,15 @@ DDTRAIN_HOST_DEVICE inline void forward_point(const FusedNetworkView<T>& net,
     }
   }
 
-  // u = (x^2 cos(pi x) + corner) e^{-decay t} + t N and its derivatives, the residual, the loss
-  // term, dloss/dN per slot.
-  const T nu = static_cast<T>(options.diffusion), reaction = static_cast<T>(options.reaction);
-  const T decay = static_cast<T>(options.ic_decay);
-  const T nv = y[0] + net.output_bias[0], n_t = y[2], n_xx = y[3];
-  const T x2 = x * x;
-  const T e = decay == 0 ? T(1) : m_exp(-decay * t);
-  PointJet<T> k = {0, 0, 0, 0};
-  if (options.ic_smoothing) k = smoothed_corner<T>(x, t, options.diffusion);
-  const T u0 = x2 * c + k.value;
-  const T u = u0 * e + t * nv;
-  const T u_t = nv + t * n_t - decay * u0 * e + k.t * e;
-  const T u_xx = (2 * c - 4 * pi * x * s - pi * pi * x2 * c + k.xx) * e + t * n_xx;
-  const T r = u_t - nu * u_xx + reaction * (u * u * u - u);
+  // The residual, the loss term, dloss/dN per slot.
+  const PointJet<T> network = {y[0] + net.output_bias[0], y[1], y[2], y[3]};
+  PointJet<T> corner = {0, 0, 0, 0};
+  if (options.ic_smoothing) corner = smoothed_corner<T>(x, t, options.diffusion);
   const T w = weights ? weights[i] : T(1);
-  if (residuals) residuals[i] = r;
-  ws.loss_terms[i] = static_cast<double>(w) * static_cast<double>(r) * static_cast<double>(r);
-  const T d = static_cast<T>(2 * scale) * w * r;  // dloss/dr
-  ws.gy[i] = t * d * reaction * (3 * u * u - 1) + d;  // through u and u_t
-  ws.gy[n + i] = 0;                                  // u_x is not in the residual
-  ws.gy[2 * n + i] = t * d;
-  ws.gy[3 * n + i] = -nu * t * d;
+  const PointResidual<T> point = point_residual(options, scale, x, t, c, s, network, corner, w);
+  if (residuals) residuals[i] = point.r;
+  ws.loss_terms[i] = static_cast<double>(w) * static_cast<double>(point.r) * static_cast<double>(point.r);
+  for (int q = 0; q < kSlots; ++q) ws.gy[q * n + i] = point.gy[q];
 }
 
 /// Point i backward (after forward_point): dloss/dh of the top layer from gy, then for each

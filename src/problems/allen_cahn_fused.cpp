@@ -7,10 +7,12 @@
 #include <cmath>
 #include <utility>
 
+#include "../cuda/allen_cahn_point_math.hpp"
 #include "../models/tanh_jet_kernels.hpp"
 #include "../single_threaded.hpp"
 #include "allen_cahn_carrier.hpp"
 #include "allen_cahn_fused_cuda.hpp"
+#include "allen_cahn_fused_view.hpp"
 #include "ddtrain/error.hpp"
 
 namespace ddtrain {
@@ -260,37 +262,26 @@ void run_chunk(const FusedTanhNetwork& network, const FusedAllenCahnOptions& opt
   const torch::Tensor& top = ws.h_v[layers - 1];
   at::mm_out(ws.y_v, top, network.output->weight.t());
 
-  // u = x^2 cos(pi x) e^{-decay t} + t N and its derivatives, the residual, the loss, dloss/dN per slot.
+  // u = (x^2 cos(pi x) + corner) e^{-decay t} + t N, the residual, the loss, dloss/dN per slot:
+  // the per-point formula the CUDA kernels share (src/cuda/allen_cahn_point_math.hpp).
   const T* y = ws.y.data_ptr<T>();
   T* gy = ws.gy.data_ptr<T>();
-  const T nu = static_cast<T>(options.diffusion), reaction = static_cast<T>(options.reaction);
-  const T decay = static_cast<T>(options.ic_decay);
   const T out_bias = network.output->bias.data_ptr<T>()[0];
-  const T twice_scale = static_cast<T>(2 * scale);
   const bool with_gradient = !sums.gradients.empty();
+  const gpu::FusedAllenCahnPointOptions point_options = detail::fused_point_options(options);
   double sum = 0;
   for (int64_t i = 0; i < b; ++i) {
-    const T x = points[2 * i], t = points[2 * i + 1], c = trig[i], s = trig[b + i];
-    const T n = y[i] + out_bias, n_t = y[2 * b + i], n_xx = y[3 * b + i];
-    const T x2 = x * x;
-    // The initial-condition carrier u0(x) e^{-decay t} (e = 1 exactly without decay).
-    const T e = decay == 0 ? T(1) : std::exp(-decay * t);
+    const T x = points[2 * i], t = points[2 * i + 1];
+    const gpu::detail::PointJet<T> output = {y[i] + out_bias, y[b + i], y[2 * b + i], y[3 * b + i]};
     // With --ic-smoothing the corner's heat-smoothed part is added (zeros otherwise: x + 0 == x).
     const detail::CornerJet<T> k =
         options.ic_smoothing ? detail::smoothed_corner<T>(x, t, options.diffusion) : detail::CornerJet<T>{};
-    const T u0 = x2 * c + k.value;
-    const T u = u0 * e + t * n;
-    const T u_t = n + t * n_t - decay * u0 * e + k.t * e;
-    const T u_xx = (2 * c - 4 * pi * x * s - pi * pi * x2 * c + k.xx) * e + t * n_xx;
-    const T r = u_t - nu * u_xx + reaction * (u * u * u - u);
     const T w = weights ? weights[i] : T(1);
-    if (residuals) residuals[i] = r;
-    sum += static_cast<double>(w) * static_cast<double>(r) * static_cast<double>(r);
-    const T d = twice_scale * w * r;                  // dloss/dr
-    gy[i] = t * d * reaction * (3 * u * u - 1) + d;  // through u and u_t
-    gy[b + i] = 0;                                    // u_x is not in the residual
-    gy[2 * b + i] = t * d;
-    gy[3 * b + i] = -nu * t * d;
+    const gpu::detail::PointResidual<T> point = gpu::detail::point_residual(
+        point_options, scale, x, t, trig[i], trig[b + i], output, {k.value, k.x, k.t, k.xx}, w);
+    if (residuals) residuals[i] = point.r;
+    sum += static_cast<double>(w) * static_cast<double>(point.r) * static_cast<double>(point.r);
+    for (int64_t q = 0; q < kSlots; ++q) gy[q * b + i] = point.gy[q];
   }
   sums.loss += sum;
   if (!with_gradient) return;
