@@ -297,8 +297,8 @@ void Plbfgs::prepare(const StepContext& context, const torch::Tensor& x) {
   if (static_cast<int>(local_solvers_.size()) > partition.size()) local_solvers_.clear();
 }
 
-torch::Tensor Plbfgs::solve_local(StepContext& context, int s, const torch::Tensor& x,
-                                  Stage& stage) {
+torch::Tensor Plbfgs::solve_local(StepContext& context, int s, const torch::Tensor& x, Stage& stage,
+                                  const std::function<void()>& between_steps) {
   SubdomainObjective objective(context.subdomain_objective(), (*context.partition)[s].ranges, x);
   Solver& solver = local_solver(s);
   if (options_.reset_local_memory) solver.reset();
@@ -310,7 +310,9 @@ torch::Tensor Plbfgs::solve_local(StepContext& context, int s, const torch::Tens
   torch::Tensor phi = start.clone();
   for (int i = 0; i < options_.local_steps; ++i) {
     // Converged, no decrease or non-finite: the local solve ends where it is.
-    if (solver.step(local, phi).termination != Termination::kRunning) break;
+    const bool running = solver.step(local, phi).termination == Termination::kRunning;
+    if (between_steps) between_steps();
+    if (!running) break;
   }
   stage.local_evaluations += objective.counters().gradient;
   stage.loss_evaluations += objective.counters().loss_only;
@@ -322,12 +324,28 @@ Plbfgs::Corrections Plbfgs::gather_corrections(StepContext& context, const torch
   prepare(context, x);
   Corrections corrections(*context.partition, offsets_,
                           torch::zeros({packed_size_}, x.options()), inverse_multiplicity_);
-  for (int s = 0; s < context.partition->size(); ++s) {
-    if (!context.owns_subdomain(s)) continue;
-    corrections.slot(s).copy_(solve_local(context, s, x, stage));
+  Communicator& comm = *context.accumulate_comm;
+  // Each slot is non-zero on exactly one owner, so the sum reproduces it bit for bit, whether
+  // the slots travel together or one by one.
+  if (!options_.nonblocking_accumulate) {
+    for (int s = 0; s < context.partition->size(); ++s) {
+      if (context.owns_subdomain(s)) corrections.slot(s).copy_(solve_local(context, s, x, stage));
+    }
+    comm.accumulate(corrections.packed());
+    return corrections;
   }
-  // Each slot is non-zero on exactly one owner, so the sum reproduces it bit for bit.
-  context.accumulate_comm->accumulate(corrections.packed());
+  // Slot by slot in slot order on every rank (the collectives' order), each started once this
+  // rank's part is final; polled between local steps, since MPI progresses only inside calls.
+  std::vector<PendingCollectivePtr> pending;
+  const auto progress = [&pending] {
+    for (PendingCollectivePtr& p : pending) p->test();
+  };
+  for (int s = 0; s < context.partition->size(); ++s) {
+    torch::Tensor slot = corrections.slot(s);
+    if (context.owns_subdomain(s)) slot.copy_(solve_local(context, s, x, stage, progress));
+    pending.push_back(comm.start_allreduce_sum(slot));
+  }
+  for (PendingCollectivePtr& p : pending) p->wait();
   return corrections;
 }
 

@@ -34,6 +34,10 @@ void add_plbfgs_options(po::options_description& o) {
                   "plbfgs additive: sum | sequential | weighted; default sum");
   add_option_once(o, "weight-iterations", po::value<int>(),
                   "plbfgs --combination weighted: L-BFGS iterations on the weights; default 5");
+  add_option_once(o, "accumulate", po::value<std::string>(),
+                  "plbfgs additive: nonblocking (each subdomain's correction is sent while the "
+                  "next is solved; default) | blocking (one collective after the last local "
+                  "solve); the same results");
   add_option_once(o, "history", po::value<int>(), "L-BFGS memory pairs (default 10)");
   add_option_once(o, "global-solver", po::value<std::string>(),
                   "plbfgs: memory of the global stage: lbfgs (--history pairs; default) | bfgs "
@@ -98,6 +102,16 @@ PlbfgsOptions plbfgs_options(OptionReader& in) {
     return name_among(v, parse_combination, {"sum", "sequential", "weighted"});
   });
   o.weight_iterations = in.integer("weight-iterations", o.weight_iterations);
+  DDTRAIN_CHECK(o.variant == PlbfgsVariant::kAdditive || !in.given("accumulate"), InvalidArgument,
+                "--accumulate applies to --variant additive only (the multiplicative sweep "
+                "accumulates no corrections)");
+  if (o.variant == PlbfgsVariant::kAdditive) {
+    const std::string accumulate =
+        in.text("accumulate", o.nonblocking_accumulate ? "nonblocking" : "blocking");
+    DDTRAIN_CHECK(accumulate == "nonblocking" || accumulate == "blocking", InvalidArgument,
+                  "unknown --accumulate '", accumulate, "' (accepted: nonblocking, blocking)");
+    o.nonblocking_accumulate = accumulate == "nonblocking";
+  }
   o.global_solver = in.choice("global-solver", o.global_solver, parse_global_solver,
                               [](GlobalSolverType v) { return to_string(v); });
   if (o.global_solver == GlobalSolverType::kBfgs) {

@@ -44,6 +44,30 @@ void on_host(torch::Tensor& tensor, Op op) {
   tensor.copy_(host);
 }
 
+/// An MPI_Iallreduce in flight; holds the tensor so its storage outlives the request.
+class MpiPendingCollective final : public PendingCollective {
+ public:
+  MpiPendingCollective(torch::Tensor tensor, MPI_Request request)
+      : tensor_(std::move(tensor)), request_(request) {}
+  ~MpiPendingCollective() override {
+    // MPI may still write into the tensor: it must not be freed before the request ends.
+    if (request_ != MPI_REQUEST_NULL) MPI_Wait(&request_, MPI_STATUS_IGNORE);
+  }
+  bool test() override {
+    if (request_ == MPI_REQUEST_NULL) return true;
+    int done = 0;
+    DDTRAIN_MPI_CALL(MPI_Test(&request_, &done, MPI_STATUS_IGNORE));
+    return done != 0;
+  }
+  void wait() override {
+    if (request_ != MPI_REQUEST_NULL) DDTRAIN_MPI_CALL(MPI_Wait(&request_, MPI_STATUS_IGNORE));
+  }
+
+ private:
+  torch::Tensor tensor_;
+  MPI_Request request_;
+};
+
 }  // namespace
 
 void ensure_mpi_initialized() {
@@ -81,6 +105,16 @@ void MpiComm::allreduce_sum(torch::Tensor& tensor) {
     DDTRAIN_MPI_CALL(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()),
                                    mpi_type(t), MPI_SUM, comm_));
   });
+}
+
+PendingCollectivePtr MpiComm::start_allreduce_sum(torch::Tensor& tensor) {
+  DDTRAIN_CHECK(tensor.is_contiguous(), CommError, "MpiComm::start_allreduce_sum needs a contiguous tensor");
+  if (size_ == 1 || tensor.numel() == 0 || tensor.is_cuda()) return Communicator::start_allreduce_sum(tensor);
+  DDTRAIN_CHECK(tensor.numel() <= INT32_MAX, CommError, "allreduce of more than 2^31 elements");
+  MPI_Request request = MPI_REQUEST_NULL;
+  DDTRAIN_MPI_CALL(MPI_Iallreduce(MPI_IN_PLACE, tensor.data_ptr(), static_cast<int>(tensor.numel()),
+                                  mpi_type(tensor), MPI_SUM, comm_, &request));
+  return std::make_unique<MpiPendingCollective>(tensor, request);
 }
 
 void MpiComm::broadcast(torch::Tensor& tensor, int root) {

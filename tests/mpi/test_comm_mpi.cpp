@@ -1,7 +1,10 @@
 // MpiComm collectives and loss integrity of DistributedObjective, on every rank count.
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include "ddtrain/comm/mpi_comm.hpp"
+#include "ddtrain/error.hpp"
 #include "ddtrain/objective.hpp"
 #include "ddtrain/train.hpp"
 
@@ -35,6 +38,34 @@ TEST(MpiComm, AccumulateSumsCorrections) {
   c.narrow(0, comm->rank() * 3, 3).fill_(comm->rank() + 1);
   comm->accumulate(c);
   for (int r = 0; r < p; ++r) EXPECT_DOUBLE_EQ(c[r * 3 + 2].item<double>(), r + 1);
+}
+
+TEST(MpiComm, StartedAllreducesCompleteWhateverTheWaitOrder) {
+  // Three reductions in flight at once on slices of one tensor (as plbfgs's slots), polled,
+  // then waited for in reverse order; a fourth is never waited for: its handle's destructor
+  // waits. Each gives what the blocking allreduce gives.
+  auto comm = std::make_shared<MpiComm>();
+  const int p = comm->size(), r = comm->rank();
+  torch::Tensor packed = torch::arange(40, torch::kFloat64) * (r + 1);
+  torch::Tensor expected = packed.clone();
+  comm->allreduce_sum(expected);
+  std::vector<PendingCollectivePtr> pending;
+  std::vector<torch::Tensor> slots;
+  for (int s = 0; s < 3; ++s) {
+    slots.push_back(packed.narrow(0, 10 * s, 10));
+    pending.push_back(comm->start_allreduce_sum(slots.back()));
+    for (auto& q : pending) q->test();
+  }
+  for (int s = 2; s >= 0; --s) pending[s]->wait();
+  EXPECT_TRUE(pending[0]->test());  // finished: stays finished
+  {
+    torch::Tensor last = packed.narrow(0, 30, 10);
+    PendingCollectivePtr dropped = comm->start_allreduce_sum(last);
+  }
+  EXPECT_TRUE(torch::equal(packed, expected));
+  EXPECT_DOUBLE_EQ(packed[39].item<double>(), 39.0 * p * (p + 1) / 2);
+  torch::Tensor strided = torch::zeros({4, 4}, torch::kFloat64).t();
+  EXPECT_THROW(comm->start_allreduce_sum(strided), CommError);
 }
 
 TEST(MpiComm, WrapsACommunicatorTheUserOwns) {

@@ -116,8 +116,10 @@ class PlbfgsMpiCombinations : public ::testing::TestWithParam<CorrectionCombinat
 TEST_P(PlbfgsMpiCombinations, AdditiveOneRankPerGroupMatchesSerial) {
   auto world = std::make_shared<MpiComm>();
   const int p = world->size();
-  // 4 layers: N = P subdomains (one each) and N = 4 (round-robin, several per rank for P < 4).
-  for (int subdomains : {p, 4}) {
+  // 4 layers: N = P subdomains (one each) and N = 4 (round-robin, several per rank for P < 4:
+  // then the non-blocking accumulate overlaps one slot's reduction with the next solve), with
+  // the slots reduced one by one (non-blocking, the default) and all at once (blocking).
+  for (int subdomains : {p, 4}) for (bool nonblocking : {true, false}) {
     if (subdomains > 4) continue;
     Layout layout = make_layout(world, 1);
     ASSERT_EQ(layout.groups, p);
@@ -132,7 +134,8 @@ TEST_P(PlbfgsMpiCombinations, AdditiveOneRankPerGroupMatchesSerial) {
     context.owners = layout.groups;
     PlbfgsOptions o;
     o.combination = GetParam();
-    SCOPED_TRACE("subdomains " + std::to_string(subdomains));
+    o.nonblocking_accumulate = nonblocking;
+    SCOPED_TRACE("subdomains " + std::to_string(subdomains) + (nonblocking ? ", nonblocking" : ", blocking"));
     expect_matches_serial(*world, context, *fit.parameters, subdomains, o, kOneRankPerGroup);
   }
 }

@@ -246,6 +246,7 @@ TEST(Cli, PlbfgsWithDenseMemoriesRecordsTheirOptionsAndRefusesInapplicableOnes) 
   auto summary = nlohmann::json::parse(slurp(out / "summary.json"));
   EXPECT_EQ(summary["config"]["local-update"], "ssbfgs-ab");
   EXPECT_EQ(summary["config"]["global-update"], "ssbroyden2");
+  EXPECT_EQ(summary["config"]["accumulate"], "nonblocking");
   EXPECT_FALSE(summary["config"].contains("local-history"));  // does not apply: not recorded
   EXPECT_FALSE(summary["config"].contains("history"));
   EXPECT_TRUE(summary["solver_counters"].contains("scaled_global_updates"));
@@ -264,6 +265,9 @@ TEST(Cli, PlbfgsWithDenseMemoriesRecordsTheirOptionsAndRefusesInapplicableOnes) 
   expect_one_line_error("train --solver plbfgs --global-update bfgs", "--global-update applies");
   expect_one_line_error("train --solver plbfgs --local-solver bfgs --local-update x", "unknown --local-update 'x'");
   expect_one_line_error("train --solver plbfgs --global-solver newton", "unknown --global-solver 'newton'");
+  expect_one_line_error("train --solver plbfgs --accumulate later", "unknown --accumulate 'later'");
+  expect_one_line_error("train --solver plbfgs --variant multiplicative --accumulate blocking",
+                        "--accumulate applies to --variant additive only");
 }
 
 TEST(Cli, ATimeLimitWithoutEpochsRunsUntilTheLimit) {

@@ -138,6 +138,17 @@ TEST(OrderedDistributedObjective, AddsTheBlocksInOrder) {
   EXPECT_THROW(OrderedDistributedObjective(pointers, 1, 3, std::make_shared<SelfComm>()), InvalidArgument);
 }
 
+TEST(SelfComm, AStartedAllreduceHasFinishedAndLeavesTheTensor) {
+  SelfComm self;
+  torch::Tensor t = torch::arange(5, torch::kFloat64);
+  PendingCollectivePtr pending = self.start_allreduce_sum(t);
+  EXPECT_TRUE(pending->test());
+  pending->wait();
+  EXPECT_TRUE(torch::equal(t, torch::arange(5, torch::kFloat64)));
+  torch::Tensor strided = torch::zeros({3, 3}, torch::kFloat64).t();
+  EXPECT_THROW(self.start_allreduce_sum(strided), CommError);
+}
+
 TEST(Partition, LayerwiseIsBalancedAndCoversAllLayers) {
   auto net = small_network(6);  // 7 layers
   FlatParameters flat(*net);

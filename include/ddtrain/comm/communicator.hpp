@@ -9,6 +9,19 @@
 
 namespace ddtrain {
 
+/// A collective in flight, returned by Communicator::start_allreduce_sum (c10d's Work). Its
+/// tensor holds the result once wait() has returned or test() has returned true; until then
+/// the tensor must be neither read nor written. Destroying an unfinished one waits for it.
+class PendingCollective {
+ public:
+  virtual ~PendingCollective() = default;
+  /// Lets the collective progress without blocking; true once it has completed.
+  virtual bool test() = 0;
+  /// Blocks until the collective has completed; throws CommError if it failed.
+  virtual void wait() = 0;
+};
+using PendingCollectivePtr = std::unique_ptr<PendingCollective>;
+
 /// The collectives of one group of ranks; every rank of the group must make the same calls.
 class Communicator {
  public:
@@ -19,6 +32,11 @@ class Communicator {
   virtual std::string backend() const = 0;
   /// In-place elementwise sum over all ranks of a contiguous float32/float64 tensor.
   virtual void allreduce_sum(torch::Tensor& tensor) = 0;
+  /// Starts allreduce_sum(tensor) and returns while it runs where the backend can (MpiComm on
+  /// CPU tensors: MPI_Iallreduce); elsewhere it reduces at once and returns a finished handle.
+  /// Started collectives count as calls: every rank starts them in the same order. The handle
+  /// keeps the tensor's storage alive.
+  virtual PendingCollectivePtr start_allreduce_sum(torch::Tensor& tensor);
   /// In-place broadcast of a contiguous tensor from `root` to all ranks.
   virtual void broadcast(torch::Tensor& tensor, int root) = 0;
   virtual void barrier() = 0;

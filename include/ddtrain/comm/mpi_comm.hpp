@@ -25,6 +25,8 @@ class MpiComm final : public Communicator {
   std::string backend() const override { return "mpi"; }
   void allreduce_sum(torch::Tensor& tensor) override;
   using Communicator::allreduce_sum;
+  /// MPI_Iallreduce on CPU tensors (CUDA tensors: the blocking, host-staged allreduce).
+  PendingCollectivePtr start_allreduce_sum(torch::Tensor& tensor) override;
   void broadcast(torch::Tensor& tensor, int root) override;
   void barrier() override;
   std::shared_ptr<Communicator> split(int color, int key) override;

@@ -16,6 +16,7 @@
 ///      strong-Wolfe search from 1 (empty memory: scaled steepest descent).
 /// A stage whose line search finds no decrease is skipped (the point is kept) and reported; the
 /// step fails with kLineSearchFailure only when neither stage made progress.
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -102,6 +103,12 @@ struct PlbfgsOptions {
   SecantPair secant_pair = SecantPair::kPreconditionedPoints;  ///< --secant-pair
   CorrectionCombination combination = CorrectionCombination::kSum;  ///< --combination (additive)
   int weight_iterations = 5;     ///< --weight-iterations: L-BFGS iterations on β (weighted)
+  /// --accumulate nonblocking (true, the default) | blocking: the additive corrections are
+  /// reduced one subdomain slot at a time, each started (non-blocking) as soon as this rank's
+  /// part is ready, so a rank that owns several subdomains sends the first while it solves the
+  /// next; blocking reduces all slots in one collective after the last local solve. The same
+  /// bits either way (each slot is non-zero on one rank only).
+  bool nonblocking_accumulate = true;
   double gradient_tolerance = 1e-12;  ///< converged if max|∇L| <= this (also local solves)
   std::string validate() const;
 };
@@ -141,7 +148,9 @@ class Plbfgs final : public Solver {
   void check_context(const StepContext& context, const torch::Tensor& x) const;
   void prepare(const StepContext& context, const torch::Tensor& x);
   /// Solves subdomain s from x; returns R_s(φ_s − x) and adds its evaluations to `stage`.
-  torch::Tensor solve_local(StepContext& context, int s, const torch::Tensor& x, Stage& stage);
+  /// `between_steps` (if set) runs after every local step.
+  torch::Tensor solve_local(StepContext& context, int s, const torch::Tensor& x, Stage& stage,
+                            const std::function<void()>& between_steps = {});
   /// Corrections of the owned subdomains, accumulated: every rank then holds every c_s.
   Corrections gather_corrections(StepContext& context, const torch::Tensor& x, Stage& stage);
   void additive_stage(StepContext& context, torch::Tensor& x, Stage& stage);
