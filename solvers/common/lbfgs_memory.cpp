@@ -1,6 +1,7 @@
 #include "ddtrain/solvers/lbfgs_memory.hpp"
 
 #include "ddtrain/error.hpp"
+#include "ddtrain/solvers/host_values.hpp"
 
 namespace ddtrain {
 
@@ -27,8 +28,7 @@ void LbfgsMemory::reset() {
 }
 
 bool LbfgsMemory::push(const torch::Tensor& s, const torch::Tensor& y) {
-  const double ys = y.dot(s).item<double>();
-  const double yy = y.dot(y).item<double>();
+  const auto [ys, yy] = host_values(y.dot(s), y.dot(y));
   if (!(ys > epsilon_ * yy) || !std::isfinite(ys) || !(yy > 0)) {
     ++skipped_;
     return false;

@@ -6,6 +6,7 @@
 
 #include "ddtrain/error.hpp"
 #include "ddtrain/enum_names.hpp"
+#include "ddtrain/solvers/host_values.hpp"
 
 namespace ddtrain {
 
@@ -101,8 +102,7 @@ LineSearchResult finish(const Point& p, double f0, bool conditions, int evaluati
 LineSearchResult strong_wolfe(Objective& objective, const torch::Tensor& x, double f0,
                               const torch::Tensor& g0, const torch::Tensor& d, double t,
                               const LineSearchOptions& o) {
-  const double gtd0 = g0.dot(d).item<double>();
-  const double d_norm = d.abs().max().item<double>();
+  const auto [gtd0, d_norm] = host_values(g0.dot(d), d.abs().max());  // one device wait
   Evaluator eval(objective, x, d);
   Point start{0.0, f0, gtd0, g0};
   Point prev = start;

@@ -11,6 +11,7 @@
 
 #include "ddtrain/error.hpp"
 #include "ddtrain/enum_names.hpp"
+#include "ddtrain/solvers/host_values.hpp"
 
 namespace ddtrain {
 
@@ -277,17 +278,17 @@ void DenseInverseHessian::ensure(const torch::Tensor& x, int64_t memory_limit_by
 }
 
 bool DenseInverseHessian::push(const torch::Tensor& s, const torch::Tensor& y, const torch::Tensor& Bs) {
-  const double ys = y.dot(s).item<double>();
-  if (!(ys > 0 && ys > epsilon_ * y.norm().item<double>() * s.norm().item<double>())) {
+  // H y before the curvature test (wasted only on a skipped pair), so that every scalar comes
+  // to the host in one copy. s'Bs with B = I while H is; unknown B s: NaN, answered by the
+  // plain BFGS update.
+  const torch::Tensor u = symmetric_products(H_, {y})[0];
+  const torch::Tensor sBs = identity_ ? s.dot(s) : Bs.defined() ? s.dot(Bs) : torch::full({}, kNaN, s.options());
+  const auto [ys, y_norm, s_norm, yhy, s_b_s] = host_values(y.dot(s), y.norm(), s.norm(), y.dot(u), sBs);
+  if (!(ys > 0 && ys > epsilon_ * y_norm * s_norm)) {
     ++skipped_;
     return false;
   }
-  const torch::Tensor u = symmetric_products(H_, {y})[0];
-  const double yhy = y.dot(u).item<double>();
-  // b = s'Bs / y's (B = I while H is); unknown B s: NaN, answered by the plain BFGS update.
-  const double b = identity_      ? s.dot(s).item<double>() / ys
-                   : Bs.defined() ? s.dot(Bs).item<double>() / ys
-                                  : kNaN;
+  const double b = s_b_s / ys;  // s'Bs / y's
   const DenseUpdateCoefficients c = dense_update_coefficients(update_, ys, yhy, b, identity_, s.numel());
   apply_dense_update(H_, s, u, c);
   identity_ = false;
@@ -407,14 +408,15 @@ StepSummary Bfgs::step(StepContext& context, torch::Tensor& x) {
   if (search.decreased) {
     const torch::Tensor s = direction * search.step;
     const torch::Tensor y = search.gradient - gradient_;
-    const double ys = y.dot(s).item<double>();
-    const double s_g = s.dot(gradient_).item<double>();
     const torch::Tensor& g_new = search.gradient;
     // One pass over H for both H y and H g+ (the next direction, updated below by formula).
     const std::vector<torch::Tensor> hy_hg = products({y, g_new}, comm);
     const torch::Tensor &u = hy_hg[0], &w = hy_hg[1];
-    if (ys > options_.curvature_epsilon * y.norm().item<double>() * s.norm().item<double>() && ys > 0) {
-      const double yhy = y.dot(u).item<double>();
+    // Every scalar the update and the stopping test need, in one device-to-host copy.
+    const auto [ys, s_g, y_norm, s_norm, yhy, ug, sg, step_max] =
+        host_values(y.dot(s), s.dot(gradient_), y.norm(), s.norm(), y.dot(u), u.dot(g_new), s.dot(g_new),
+                    s.abs().max());
+    if (ys > options_.curvature_epsilon * y_norm * s_norm && ys > 0) {
       // b = s'Bs / y's with B = H^-1: -t s'g / y's for s = t p, p = -H g. After a retry along -g
       // with H != I it is unknown: the self-scaled rules then make the plain BFGS update.
       const bool b_known = !along_gradient || identity_;
@@ -425,7 +427,6 @@ StepSummary Bfgs::step(StepContext& context, torch::Tensor& x) {
       identity_ = false;
       if (c.scaled) ++scaled_;
       // H+ g+ = H g+ / tau + alpha u (u'g+) + beta (s (u'g+) + u (s'g+)) + gamma s (s'g+).
-      const double ug = u.dot(g_new).item<double>(), sg = s.dot(g_new).item<double>();
       next_direction_ = (w * c.inverse_tau)
                             .add_(u, c.alpha * ug + c.beta * sg)
                             .add_(s, c.beta * ug + c.gamma * sg)
@@ -439,7 +440,7 @@ StepSummary Bfgs::step(StepContext& context, torch::Tensor& x) {
     summary.step_length = search.step;
     loss_ = search.loss;
     gradient_ = search.gradient;
-    if (s.abs().max().item<double>() <= options_.step_tolerance) {
+    if (step_max <= options_.step_tolerance) {
       // A vanishing step from a curved H is H's fault (e.g. after the points were redrawn):
       // restart from I. From I it is convergence.
       if (identity_ || along_gradient) {

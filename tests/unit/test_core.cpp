@@ -7,6 +7,7 @@
 #include "ddtrain/objective.hpp"
 #include "ddtrain/partition.hpp"
 #include "ddtrain/solvers/data_parallel.hpp"
+#include "ddtrain/solvers/host_values.hpp"
 #include "ddtrain/solvers/line_search.hpp"
 #include "test_helpers.hpp"
 
@@ -179,6 +180,17 @@ TEST(Partition, ExplicitSpecIsValidated) {
   Partition named = Partition::from_parameter_names(flat, {{"layer0.weight", "layer0.bias"}, {"layer1.weight"}});
   EXPECT_EQ(named[0].ranges.size(), 1u);
   EXPECT_THROW(Partition::from_parameter_names(flat, {{"nope"}}), InvalidArgument);
+}
+
+TEST(HostValues, EqualEachScalarsItemInOrder) {
+  torch::manual_seed(5);
+  for (auto dtype : {torch::kFloat32, torch::kFloat64}) {
+    const torch::Tensor a = torch::randn({100}, dtype), b = torch::randn({100}, dtype);
+    const auto [dot, norm, largest] = host_values(a.dot(b), a.norm(), b.abs().max());
+    EXPECT_EQ(dot, a.dot(b).item<double>());
+    EXPECT_EQ(norm, a.norm().item<double>());
+    EXPECT_EQ(largest, b.abs().max().item<double>());
+  }
 }
 
 TEST(LineSearch, StrongWolfeConditionsHold) {
