@@ -8,12 +8,14 @@
 //   final_kernel     one thread per parameter and one for the loss: the sum over the tiles, in
 //                    tile order, into the caller's buffers
 // No floating-point atomics: every sum has a fixed order, so the results do not depend on
-// threads_per_block.
+// threads_per_block. FusedAllenCahnGraph captures the same four launches as one CUDA graph.
 #include "ddtrain/cuda/fused_allen_cahn.hpp"
 
 #include <cuda_runtime.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "allen_cahn_point_math.hpp"
 #include "ddtrain/error.hpp"
@@ -74,9 +76,8 @@ constexpr std::size_t kAlignment = 256;
 std::size_t aligned(std::size_t bytes) { return (bytes + kAlignment - 1) / kAlignment * kAlignment; }
 
 template <typename T>
-void launch(const FusedNetworkView<T>& network, const FusedAllenCahnPointOptions& options, const T* points,
-            const T* weights, int64_t n, double scale, bool with_gradient, T* loss_out, T* gradient_out,
-            T* residuals_out, FusedAllenCahnWorkspace& workspace, cudaStream_t stream, int threads_per_block) {
+void check_arguments(const FusedNetworkView<T>& network, const T* points, int64_t n, bool with_gradient,
+                     const T* loss_out, const T* gradient_out, int threads_per_block) {
   const std::string problem = detail::check_view(network);
   DDTRAIN_CHECK(problem.empty(), InvalidArgument, problem);
   DDTRAIN_CHECK(n >= 0, InvalidArgument, "the fused Allen-Cahn kernels need n >= 0 points, got ", n);
@@ -86,12 +87,25 @@ void launch(const FusedNetworkView<T>& network, const FusedAllenCahnPointOptions
                 threads_per_block);
   DDTRAIN_CHECK(loss_out != nullptr && (n == 0 || points != nullptr) && (!with_gradient || gradient_out != nullptr),
                 InvalidArgument, "the fused Allen-Cahn kernels got a null points, loss or gradient buffer");
+}
 
-  const std::size_t value_bytes = aligned(sizeof(T) * static_cast<std::size_t>(detail::workspace_values(network, n)));
-  const std::size_t double_bytes = sizeof(double) * static_cast<std::size_t>(detail::workspace_doubles(n));
-  char* base = static_cast<char*>(workspace.reserve(value_bytes + double_bytes));
-  const detail::FusedLayout<T> ws =
-      detail::make_layout(network, n, reinterpret_cast<T*>(base), reinterpret_cast<double*>(base + value_bytes));
+/// The workspace's T values, then its doubles at an aligned offset.
+template <typename T>
+std::size_t value_bytes(const FusedNetworkView<T>& network, int64_t n) {
+  return aligned(sizeof(T) * static_cast<std::size_t>(detail::workspace_values(network, n)));
+}
+template <typename T>
+std::size_t workspace_bytes(const FusedNetworkView<T>& network, int64_t n) {
+  return value_bytes(network, n) + sizeof(double) * static_cast<std::size_t>(detail::workspace_doubles(n));
+}
+
+/// The four launches on checked arguments, in a workspace of workspace_bytes at `base`.
+template <typename T>
+void enqueue(const FusedNetworkView<T>& network, const FusedAllenCahnPointOptions& options, const T* points,
+             const T* weights, int64_t n, double scale, bool with_gradient, T* loss_out, T* gradient_out,
+             T* residuals_out, char* base, cudaStream_t stream, int threads_per_block) {
+  const detail::FusedLayout<T> ws = detail::make_layout(network, n, reinterpret_cast<T*>(base),
+                                                        reinterpret_cast<double*>(base + value_bytes(network, n)));
 
   const int64_t parameters = with_gradient ? detail::parameter_count(network) : 0;
   const int64_t tiles = detail::tile_count(n);
@@ -112,6 +126,31 @@ void launch(const FusedNetworkView<T>& network, const FusedAllenCahnPointOptions
   DDTRAIN_FUSED_CUDA_CHECK(cudaGetLastError());
 }
 
+template <typename T>
+void launch(const FusedNetworkView<T>& network, const FusedAllenCahnPointOptions& options, const T* points,
+            const T* weights, int64_t n, double scale, bool with_gradient, T* loss_out, T* gradient_out,
+            T* residuals_out, FusedAllenCahnWorkspace& workspace, cudaStream_t stream, int threads_per_block) {
+  check_arguments(network, points, n, with_gradient, loss_out, gradient_out, threads_per_block);
+  char* base = static_cast<char*>(workspace.reserve(workspace_bytes(network, n)));
+  enqueue(network, options, points, weights, n, scale, with_gradient, loss_out, gradient_out, residuals_out, base,
+          stream, threads_per_block);
+}
+
+/// Appends the bytes of each value (no padding: scalars and pointers only).
+class ArgumentBytes {
+ public:
+  template <typename V>
+  ArgumentBytes& operator<<(const V& value) {
+    const auto* p = reinterpret_cast<const unsigned char*>(&value);
+    bytes_.insert(bytes_.end(), p, p + sizeof(V));
+    return *this;
+  }
+  std::vector<unsigned char> take() { return std::move(bytes_); }
+
+ private:
+  std::vector<unsigned char> bytes_;
+};
+
 }  // namespace
 
 FusedAllenCahnWorkspace::~FusedAllenCahnWorkspace() {
@@ -128,6 +167,70 @@ void* FusedAllenCahnWorkspace::reserve(std::size_t bytes) {
   DDTRAIN_FUSED_CUDA_CHECK(cudaMalloc(&data_, bytes > 0 ? bytes : 1));
   bytes_ = bytes;
   return data_;
+}
+
+FusedAllenCahnGraph::~FusedAllenCahnGraph() { release(); }
+
+void FusedAllenCahnGraph::release() {
+  if (graph_ != nullptr) cudaGraphExecDestroy(graph_);  // may run in the destructor: not checked
+  graph_ = nullptr;
+  arguments_.clear();
+}
+
+template <typename T>
+void FusedAllenCahnGraph::run_typed(const FusedNetworkView<T>& network, const FusedAllenCahnPointOptions& options,
+                                    const T* points, const T* weights, int64_t n, double scale, bool with_gradient,
+                                    T* loss_out, T* gradient_out, T* residuals_out,
+                                    FusedAllenCahnWorkspace& workspace, cudaStream_t stream,
+                                    int threads_per_block) {
+  DDTRAIN_CHECK(stream != nullptr, InvalidArgument,
+                "a CUDA graph is captured on a created stream, not on the legacy default stream (nullptr)");
+  check_arguments(network, points, n, with_gradient, loss_out, gradient_out, threads_per_block);
+  char* base = static_cast<char*>(workspace.reserve(workspace_bytes(network, n)));
+  ArgumentBytes key;
+  key << sizeof(T) << network.layers << network.width << network.modes << network.residual;
+  for (int l = 0; l < network.layers; ++l) key << network.weight[l] << network.bias[l];
+  key << network.output_weight << network.output_bias << options.diffusion << options.reaction << options.ic_decay
+      << options.ic_smoothing << points << weights << n << scale << with_gradient << loss_out << gradient_out
+      << residuals_out << base << stream << threads_per_block;
+  std::vector<unsigned char> arguments = key.take();
+  if (graph_ == nullptr || arguments != arguments_) {
+    release();
+    DDTRAIN_FUSED_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+    cudaGraph_t captured = nullptr;
+    try {
+      enqueue(network, options, points, weights, n, scale, with_gradient, loss_out, gradient_out, residuals_out,
+              base, stream, threads_per_block);
+    } catch (...) {
+      cudaStreamEndCapture(stream, &captured);  // ends the failed capture; its error is the one thrown
+      if (captured != nullptr) cudaGraphDestroy(captured);
+      throw;
+    }
+    DDTRAIN_FUSED_CUDA_CHECK(cudaStreamEndCapture(stream, &captured));
+    const cudaError_t instantiated = cudaGraphInstantiate(&graph_, captured, 0);
+    cudaGraphDestroy(captured);
+    if (instantiated != cudaSuccess) graph_ = nullptr;
+    DDTRAIN_FUSED_CUDA_CHECK(instantiated);
+    arguments_ = std::move(arguments);
+    ++captures_;
+  }
+  DDTRAIN_FUSED_CUDA_CHECK(cudaGraphLaunch(graph_, stream));
+}
+
+void FusedAllenCahnGraph::run(const FusedNetworkView<float>& network, const FusedAllenCahnPointOptions& options,
+                              const float* points, const float* weights, int64_t n, double scale, bool with_gradient,
+                              float* loss_out, float* gradient_out, float* residuals_out,
+                              FusedAllenCahnWorkspace& workspace, cudaStream_t stream, int threads_per_block) {
+  run_typed<float>(network, options, points, weights, n, scale, with_gradient, loss_out, gradient_out, residuals_out,
+                   workspace, stream, threads_per_block);
+}
+
+void FusedAllenCahnGraph::run(const FusedNetworkView<double>& network, const FusedAllenCahnPointOptions& options,
+                              const double* points, const double* weights, int64_t n, double scale,
+                              bool with_gradient, double* loss_out, double* gradient_out, double* residuals_out,
+                              FusedAllenCahnWorkspace& workspace, cudaStream_t stream, int threads_per_block) {
+  run_typed<double>(network, options, points, weights, n, scale, with_gradient, loss_out, gradient_out,
+                    residuals_out, workspace, stream, threads_per_block);
 }
 
 void fused_allen_cahn_cuda(const FusedNetworkView<float>& network, const FusedAllenCahnPointOptions& options,

@@ -2,7 +2,8 @@
 // host executor (src/cuda/fused_allen_cahn_host.hpp, itself tested against FusedAllenCahnLoss in
 // tests/unit/test_fused_allen_cahn_kernels.cpp) on random networks and points: loss, gradient
 // and residuals in float64 to 1e-12 relative, float32 closely; the same bits for every
-// threads_per_block; a loss-only call; no points. Torch-free: the CUDA runtime and GoogleTest.
+// threads_per_block; a loss-only call; no points; the CUDA graph of the launches (replay and
+// recapture). Torch-free: the CUDA runtime and GoogleTest.
 // Skips with the reason when no CUDA device is usable.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
@@ -271,6 +272,67 @@ TEST(FusedAllenCahnCudaOnDevice, LossOnlyAndNoPoints) {
   const DeviceResult<double> empty = run_device(network, options, points, nullptr, 0, 1.0, true, workspace, 128);
   EXPECT_EQ(empty.loss, 0.0);
   for (double g : empty.gradient) EXPECT_EQ(g, 0.0);
+}
+
+TEST(FusedAllenCahnCudaOnDevice, AGraphReplaysTheLaunchesBitForBitAndRecapturesWhenArgumentsChange) {
+  SKIP_WITHOUT_DEVICE();
+  std::mt19937 rng(11);
+  RandomNetwork<double> network(3, 16, 1, true, rng);
+  const int64_t n = 1500;
+  const DeviceVector<double> points(random_points<double>(n, rng));
+  const FusedAllenCahnPointOptions options{1e-4, 5.0, 10.0, true};
+  const int64_t count = detail::parameter_count(network.host_view);
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  FusedAllenCahnWorkspace direct_workspace, graph_workspace;
+  FusedAllenCahnGraph graph;
+  DeviceVector<double> loss(1, -1.0), gradient(static_cast<size_t>(count), -1.0), residuals(static_cast<size_t>(n), -1.0);
+  // The graph's result for (n points, with or without gradient) equals the direct launches'.
+  auto expect_graph_equals_direct = [&](int64_t points_used, bool with_gradient, const std::string& what) {
+    graph.run(network.device_view, options, points.get(), nullptr, points_used, 0.5, with_gradient, loss.get(),
+              gradient.get(), residuals.get(), graph_workspace, stream);
+    ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess) << what;
+    const DeviceResult<double> direct = run_device(network, options, points, nullptr, points_used, 0.5, with_gradient,
+                                                   direct_workspace, 128);
+    EXPECT_EQ(std::memcmp(&direct.loss, loss.host().data(), sizeof(double)), 0) << what;
+    if (with_gradient) {
+      EXPECT_TRUE(gradient.host() == direct.gradient) << what;
+    }
+    std::vector<double> r = residuals.host();
+    r.resize(static_cast<size_t>(points_used));
+    std::vector<double> expected = direct.residuals;
+    expected.resize(static_cast<size_t>(points_used));
+    EXPECT_TRUE(r == expected) << what;
+  };
+  expect_graph_equals_direct(n, true, "first capture");
+  EXPECT_EQ(graph.captures(), 1);
+  expect_graph_equals_direct(n, true, "replay");
+  // New parameter values written into the same device buffers: replayed, not recaptured.
+  for (size_t k = 0; k < network.parameters.size(); ++k) {
+    for (double& v : network.parameters[k]) v *= 0.75;
+    ASSERT_EQ(cudaMemcpy(network.device[k]->get(), network.parameters[k].data(),
+                         sizeof(double) * network.parameters[k].size(), cudaMemcpyHostToDevice),
+              cudaSuccess);
+  }
+  expect_graph_equals_direct(n, true, "new parameter values");
+  EXPECT_EQ(graph.captures(), 1);
+  // Other arguments: captured again.
+  expect_graph_equals_direct(n - 700, true, "fewer points");
+  EXPECT_EQ(graph.captures(), 2);
+  expect_graph_equals_direct(n - 700, false, "loss only");
+  EXPECT_EQ(graph.captures(), 3);
+  EXPECT_EQ(cudaStreamDestroy(stream), cudaSuccess);
+}
+
+// Needs no device: the arguments are checked before any CUDA call.
+TEST(FusedAllenCahnCuda, GraphsRefuseTheLegacyDefaultStreamBeforeAnyCudaCall) {
+  FusedNetworkView<double> view;
+  FusedAllenCahnWorkspace workspace;
+  FusedAllenCahnGraph graph;
+  double loss = 0;
+  EXPECT_THROW(graph.run(view, {}, nullptr, nullptr, 0, 1.0, false, &loss, nullptr, nullptr, workspace, nullptr),
+               InvalidArgument);
+  EXPECT_EQ(graph.captures(), 0);
 }
 
 // Needs no device: the arguments are checked before any CUDA call.

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "ddtrain/cuda/fused_network_view.hpp"
 
@@ -55,5 +56,42 @@ void fused_allen_cahn_cuda(const FusedNetworkView<double>& network, const FusedA
                            const double* points, const double* weights, int64_t n, double scale,
                            bool with_gradient, double* loss_out, double* gradient_out, double* residuals_out,
                            FusedAllenCahnWorkspace& workspace, cudaStream_t stream, int threads_per_block = 128);
+
+/// fused_allen_cahn_cuda's launches captured once as a CUDA graph, then replayed: one
+/// cudaGraphLaunch per evaluation in place of four kernel launches, the same bits. A graph binds
+/// the pointers, sizes and constants it was captured with, not the values behind them: the
+/// caller moves the parameters or points by writing into the same buffers. A call with other
+/// arguments (new points after a redraw, another n, a loss-only call, another workspace
+/// buffer) captures a new graph. Capture needs a created stream (not the legacy default
+/// stream, nullptr); the workspace is sized before the capture, so nothing is allocated inside.
+class FusedAllenCahnGraph {
+ public:
+  FusedAllenCahnGraph() = default;
+  ~FusedAllenCahnGraph();
+  FusedAllenCahnGraph(const FusedAllenCahnGraph&) = delete;
+  FusedAllenCahnGraph& operator=(const FusedAllenCahnGraph&) = delete;
+
+  /// As fused_allen_cahn_cuda, replaying the graph (capturing it first where needed).
+  void run(const FusedNetworkView<float>& network, const FusedAllenCahnPointOptions& options, const float* points,
+           const float* weights, int64_t n, double scale, bool with_gradient, float* loss_out, float* gradient_out,
+           float* residuals_out, FusedAllenCahnWorkspace& workspace, cudaStream_t stream, int threads_per_block = 128);
+  void run(const FusedNetworkView<double>& network, const FusedAllenCahnPointOptions& options,
+           const double* points, const double* weights, int64_t n, double scale, bool with_gradient,
+           double* loss_out, double* gradient_out, double* residuals_out, FusedAllenCahnWorkspace& workspace,
+           cudaStream_t stream, int threads_per_block = 128);
+  /// How many graphs were captured: 1 + the recaptures.
+  int captures() const { return captures_; }
+
+ private:
+  template <typename T>
+  void run_typed(const FusedNetworkView<T>& network, const FusedAllenCahnPointOptions& options, const T* points,
+                 const T* weights, int64_t n, double scale, bool with_gradient, T* loss_out, T* gradient_out,
+                 T* residuals_out, FusedAllenCahnWorkspace& workspace, cudaStream_t stream, int threads_per_block);
+  void release();
+
+  std::vector<unsigned char> arguments_;  ///< what the graph was captured with, byte by byte
+  cudaGraphExec_t graph_ = nullptr;
+  int captures_ = 0;
+};
 
 }  // namespace ddtrain::gpu
