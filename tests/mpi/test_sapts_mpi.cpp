@@ -163,8 +163,9 @@ TEST(SaptsMpi, EachRankEvaluatesOnlyItsShareOncePerStage) {
   EXPECT_EQ(total, static_cast<double>(serial.samples_evaluated));
   EXPECT_LE(serial.samples_evaluated, 3 * o.batch_size * iterations);
   // 24 samples in P equal micro-batches (P divides 24 for P = 2, 3, 4).
-  if (o.batch_size % p == 0)
+  if (o.batch_size % p == 0) {
     EXPECT_LE(parallel.samples_evaluated, 3 * (o.batch_size / p) * iterations);
+  }
   if (world->rank() == 0)
     std::printf("    samples evaluated in %lld iterations: serial %lld, rank 0 of %d %lld\n",
                 static_cast<long long>(iterations), static_cast<long long>(serial.samples_evaluated),

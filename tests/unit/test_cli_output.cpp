@@ -108,7 +108,9 @@ TEST(CliOutput, JsonlCompareAndComparisonCsvKeepNumbersInNumericColumns) {
   for (const auto& e : events) {
     if (e["event"] == "start") starts.push_back(e["run"]);
     if (e["event"] == "summary") summaries.push_back(e["run"]);
-    if (e["event"] == "iteration") EXPECT_TRUE(e["run"].is_string()) << e;
+    if (e["event"] == "iteration") {
+      EXPECT_TRUE(e["run"].is_string()) << e;
+    }
   }
   EXPECT_EQ(starts, (std::vector<std::string>{"adam", "lbfgs:history=5"}));
   EXPECT_EQ(summaries, starts);
