@@ -61,10 +61,11 @@ def find_runs(directory):
         run_dir = os.path.join(directory, name)
         # A run still going (`ddtrain plot --watch`) has no summary.json yet.
         if os.path.isfile(os.path.join(run_dir, "history.csv")):
-            number, _, label = name.partition("-")
-            order = int(number) if number.isdigit() else 10**9
+            # `ddtrain compare` numbers its runs "1-adam", ...; other names are the label.
+            number, _, rest = name.partition("-")
+            order, label = (int(number), rest or name) if number.isdigit() else (10**9, name)
             finished = os.path.isfile(os.path.join(run_dir, "summary.json"))
-            runs.append((order, label or name, run_dir, load(run_dir) if finished else {}))
+            runs.append((order, label, run_dir, load(run_dir) if finished else {}))
     runs.sort(key=lambda r: (r[0], r[1]))
     # The labels as given to `ddtrain compare` (sub-directory names have them sanitized).
     table = os.path.join(directory, "comparison.csv")

@@ -81,6 +81,26 @@ TEST(CliPlot, ThePredictionSharesTheReferencesColourScale) {
   EXPECT_NE(printed.find("[(-1.0, 1.0), (-1.0, 1.0), (None, None)]"), std::string::npos) << printed;
 }
 
+TEST(CliPlot, RunsAreLabelledByTheirDirectoryNamesLessCompareNumbers) {
+  // `ddtrain compare` numbers its sub-directories ("2-lbfgs"); a directory of runs made
+  // otherwise (bench/pinn_comparison.sh: "additive-dense", "multiplicative-dense") keeps the
+  // whole names, which must not collapse into one label ("dense").
+  SKIP_WITHOUT_MATPLOTLIB();
+  const fs::path dir = scratch("plot_labels");
+  for (const char* name : {"2-lbfgs", "1-adam", "multiplicative-dense", "additive-dense"}) {
+    fs::create_directories(dir / name);
+    std::ofstream(dir / name / "history.csv") << "iteration,wall_time_s,loss\n";
+  }
+  const std::string program =
+      "import sys; sys.path.insert(0, '" + std::string(DDTRAIN_SOURCE_DIR) + "/scripts')\n"
+      "import ddtrain_plot as p\n"
+      "print([label for label, _, _ in p.find_runs('" + dir.string() + "')])\n";
+  std::ofstream(dir / "labels.py") << program;
+  ASSERT_EQ(std::system(("/usr/bin/python3 " + (dir / "labels.py").string() + " >" + (dir / "out.txt").string() +
+                         " 2>&1").c_str()), 0) << slurp(dir / "out.txt");
+  EXPECT_EQ(slurp(dir / "out.txt"), "['adam', 'lbfgs', 'additive-dense', 'multiplicative-dense']\n");
+}
+
 TEST(CliPlot, WatchEndsAtOnceOnAFinishedRun) {
   SKIP_WITHOUT_MATPLOTLIB();
   const fs::path run = scratch("watch_finished") / "run";
