@@ -7,20 +7,26 @@
 //                         [--derivatives fused,taylor,autograd] [--chunk 256 (fused)]
 //                         [--lbfgs-iterations 20] [--adam-steps 21] [--precision float32|float64]
 //                         [--model resnet|fc|modified-mlp] [--depth 6] [--width 40]
-//                         [--fourier-modes 1] [--ic-decay 0]
+//                         [--fourier-modes 1] [--ic-decay 0] [--device cpu|cuda|cuda:N]
 // The network options are AllenCahnOptions' (the CLI's --model, --depth, ...). A derivative mode
-// that does not apply to the network (fused for modified-mlp) is skipped with a '#' line saying
-// why. L-BFGS: `iterations` warm-up iterations, then the same number timed (as the PyTorch side
-// runs one warm-up step() of max_iter iterations and times a second one). Adam: 2 warm-up steps,
-// then the median of single steps.
+// that does not apply to the network or device (AllenCahnOptions::why_not_fused: fused for
+// modified-mlp, or on a device it does not run on) is skipped with a '#' line saying why.
+// --device cuda (GPU 0) or cuda:N: model and points on that GPU, every clock read after
+// torch::cuda::synchronize(); refused with one error line (exit status 2) when this LibTorch has
+// no CUDA support or no GPU is present. L-BFGS: `iterations` warm-up iterations, then the same
+// number timed (as the PyTorch side runs one warm-up step() of max_iter iterations and times a
+// second one). Adam: 2 warm-up steps, then the median of single steps.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <exception>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <torch/cuda.h>
 
 #include "ddtrain/error.hpp"
 #include "ddtrain/objective.hpp"
@@ -37,6 +43,35 @@ double ms_since(Clock::time_point t0) {
 
 /// Process CPU time (all threads) in ms: robust against other load on a shared machine.
 double cpu_ms() { return 1e3 * static_cast<double>(std::clock()) / CLOCKS_PER_SEC; }
+
+/// --device cpu | cuda | cuda:N (as the CLI's --device, without its rank-to-GPU mapping).
+torch::Device parse_device(const std::string& text) {
+  if (text == "cpu") return torch::kCPU;
+  DDTRAIN_CHECK(text == "cuda" || text.rfind("cuda:", 0) == 0, ddtrain::InvalidArgument, "--device '", text,
+                "' is not a device (accepted: cpu, cuda, cuda:N)");
+  DDTRAIN_CHECK(torch::cuda::is_available(), ddtrain::InvalidArgument, "--device ", text,
+                ": no CUDA device is available (this LibTorch has no CUDA support or no GPU is present)");
+  const int count = static_cast<int>(torch::cuda::device_count());
+  int index = 0;
+  if (text != "cuda") {
+    index = -1;
+    try {
+      size_t used = 0;
+      index = std::stoi(text.substr(5), &used);
+      if (used != text.size() - 5) index = -1;
+    } catch (const std::exception&) {
+    }
+  }
+  DDTRAIN_CHECK(index >= 0 && index < count, ddtrain::InvalidArgument, "--device ", text, ": no such GPU (",
+                count, " present)");
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+/// Waits for the work queued on the device (kernels are asynchronous on CUDA), so that a clock
+/// read next includes it; nothing to wait for on the CPU.
+void synchronize(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
 
 std::vector<std::string> split(const std::string& list) {
   std::vector<std::string> out;
@@ -59,6 +94,7 @@ struct Row {
 Row measure(const ddtrain::AllenCahnOptions& options, const ddtrain::reference::ReferenceField& reference,
             int lbfgs_iterations, int adam_steps) {
   Row row;
+  const torch::Device device = options.device;
   {
     ddtrain::AllenCahnProblem problem(options, reference);
     ddtrain::LocalObjective objective(problem.parameters(), [&] { return problem.loss({}); });
@@ -66,9 +102,11 @@ Row measure(const ddtrain::AllenCahnOptions& options, const ddtrain::reference::
     torch::Tensor x = objective.initial_point();
     for (int k = 0; k < lbfgs_iterations; ++k) ddtrain::step(solver, objective, x);
     objective.reset_counters();
+    synchronize(device);
     const auto t0 = Clock::now();
     const double c0 = cpu_ms();
     for (int k = 0; k < lbfgs_iterations; ++k) ddtrain::step(solver, objective, x);
+    synchronize(device);
     row.lbfgs_ms = ms_since(t0) / lbfgs_iterations;
     row.lbfgs_cpu = (cpu_ms() - c0) / lbfgs_iterations;
     row.evaluations =
@@ -82,10 +120,16 @@ Row measure(const ddtrain::AllenCahnOptions& options, const ddtrain::reference::
     torch::Tensor x = objective.initial_point();
     double c0 = 0;
     for (int k = 0; k < adam_steps + 2; ++k) {
-      if (k == 2) c0 = cpu_ms();
+      if (k == 2) {
+        synchronize(device);
+        c0 = cpu_ms();
+      }
       const auto t0 = Clock::now();
       ddtrain::step(solver, objective, x);
-      if (k >= 2) adam_ms.push_back(ms_since(t0));
+      if (k >= 2) {
+        synchronize(device);
+        adam_ms.push_back(ms_since(t0));
+      }
     }
     row.adam_cpu = (cpu_ms() - c0) / adam_steps;
   }
@@ -116,6 +160,7 @@ int run(int argc, char** argv) {
     else if (key == "--width") base.width = std::atoll(value.c_str());
     else if (key == "--fourier-modes") base.fourier_modes = std::atoll(value.c_str());
     else if (key == "--ic-decay") base.ic_decay = std::atof(value.c_str());
+    else if (key == "--device") base.device = parse_device(value);
     else throw ddtrain::InvalidArgument("unknown option " + key);
   }
   DDTRAIN_CHECK(precision == "float32" || precision == "float64", ddtrain::InvalidArgument,
@@ -130,16 +175,18 @@ int run(int argc, char** argv) {
   const ddtrain::reference::ReferenceField reference = ddtrain::reference::solve_allen_cahn(small);
 
   const int64_t parameter_count = ddtrain::AllenCahnProblem(base, reference).parameters().size();
-  std::printf("# ddtrain, threads %d, %s, model %s %lld x %lld (%lld parameters), fourier-modes %lld, ic-decay %g\n",
+  const std::string on_device = base.device.is_cpu() ? "" : ", device " + base.device.str();
+  std::printf("# ddtrain, threads %d, %s, model %s %lld x %lld (%lld parameters), fourier-modes %lld, ic-decay %g%s\n",
               torch::get_num_threads(), precision.c_str(), ddtrain::to_string(base.model).c_str(), static_cast<long long>(base.depth),
               static_cast<long long>(base.width), static_cast<long long>(parameter_count),
-              static_cast<long long>(base.fourier_modes), base.ic_decay);
+              static_cast<long long>(base.fourier_modes), base.ic_decay, on_device.c_str());
   std::printf("# nf,derivatives,lbfgs_ms_per_iteration,lbfgs_evaluations_per_iteration,adam_ms_per_step,"
               "lbfgs_cpu_ms_per_iteration,adam_cpu_ms_per_step\n");
   for (const std::string& mode : split(modes)) {
     const ddtrain::Derivatives derivatives = ddtrain::parse_derivatives(mode);
     if (derivatives == ddtrain::Derivatives::kFused && !base.why_not_fused().empty())
-      std::printf("# skipped --derivatives fused for --model %s: %s\n", ddtrain::to_string(base.model).c_str(),
+      std::printf("# skipped --derivatives fused for --model %s%s%s: %s\n", ddtrain::to_string(base.model).c_str(),
+                  base.device.is_cpu() ? "" : " on ", base.device.is_cpu() ? "" : base.device.str().c_str(),
                   base.why_not_fused().c_str());
   }
   for (const std::string& nf_text : split(nf_list)) {
@@ -164,5 +211,8 @@ int main(int argc, char** argv) {
   } catch (const ddtrain::Error& e) {
     std::fprintf(stderr, "bench_allen_cahn: error: %s\n", e.what());
     return 2;
+  } catch (const std::exception& e) {  // LibTorch's (c10::Error: a CUDA failure, out of memory)
+    std::fprintf(stderr, "bench_allen_cahn: error: %s\n", e.what());
+    return 1;
   }
 }

@@ -22,6 +22,15 @@ forward_jet (value, d/dx, d/dt, d2/dx2 pushed through each layer).
 Modes:
   bench       time one L-BFGS iteration (torch.optim.LBFGS, strong_wolfe, --history pairs, many
               iterations per step() call) and one Adam step per N_f; prints CSV rows
+              --device cpu|cuda|cuda:N (default cpu): model and points on that device (the same
+                points and initial weights as on the CPU); on CUDA every clock is read after
+                torch.cuda.synchronize(). No CUDA device: one error line, exit status 2.
+              --compile: the loss (residual + mean square, as a function of the points) through
+                torch.compile (dynamic shapes: one compilation serves every N_f; --compile-mode
+                picks its mode); the first call (the compilation) falls in the untimed L-BFGS
+                warm-up. The rows are then the compiled ones only. Where torch has no
+                torch.compile (1.13) or it fails (e.g. the double backward of --derivatives
+                autograd), a '#' line says why and the rows are skipped (exit status 0).
   time-limit  train for --time-limit seconds of training time, then print one JSON line with
               the rel. L2 error on the reference grid of --reference (a .mat file with x, tt, uu
               as written by `ddtrain reference allen_cahn`). The error is also evaluated every
@@ -156,6 +165,28 @@ class ModifiedMLP(torch.nn.Module):
 MODELS = {"resnet": ResNet, "fc": FC, "modified-mlp": ModifiedMLP}
 
 
+def parse_device(text):
+    """--device cpu|cuda|cuda:N as a torch.device, or (None, why not) where it cannot be used."""
+    if text == "cpu":
+        return torch.device("cpu"), None
+    if text != "cuda" and not (text.startswith("cuda:") and text[5:].isdigit()):
+        return None, f"--device '{text}' is not a device (accepted: cpu, cuda, cuda:N)"
+    if not torch.cuda.is_available():
+        return None, (f"--device {text}: no CUDA device is available (torch {torch.__version__}, "
+                      f"built with CUDA {torch.version.cuda}, or no GPU is present)")
+    index = 0 if text == "cuda" else int(text[5:])
+    if index >= torch.cuda.device_count():
+        return None, f"--device {text}: no such GPU ({torch.cuda.device_count()} present)"
+    return torch.device("cuda", index), None
+
+
+def synchronizer(device):
+    """A function that waits for the device's queued work (nothing to wait for on the CPU)."""
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
+
+
 def uniform_points(n, dtype):
     return torch.rand(n, 2, dtype=dtype) * torch.tensor([2.0, 1.0], dtype=dtype) \
         - torch.tensor([1.0, 0.0], dtype=dtype)
@@ -165,14 +196,17 @@ class AllenCahn:
     nu, r = 1e-4, 5.0
 
     def __init__(self, nf, dtype, seed, derivatives, model="resnet", depth=6, width=40, ic_decay=0.0,
-                 fourier_modes=1):
+                 fourier_modes=1, device=torch.device("cpu")):
         torch.manual_seed(seed)
         self.ic_decay = ic_decay  # carrier x^2 cos(pi x) exp(-c t), as ddtrain's --ic-decay
         self.frequencies = [k * math.pi for k in range(1, fourier_modes + 1)]  # k pi, k = 1..K
+        # Drawn on the CPU whatever the device: the same weights and points everywhere.
         self.model = MODELS[model](inputs=2 * fourier_modes + 1, depth=depth, width=width).to(dtype)
+        self.model.to(device)
         self.dtype = dtype
-        self.points = uniform_points(nf, dtype)
+        self.points = uniform_points(nf, dtype).to(device)
         self.derivatives = derivatives
+        self.loss_at = self.mean_square_residual  # replaced by its torch.compile'd form (--compile)
 
     def features(self, x, t):
         """(cos(k pi x), sin(k pi x) for k = 1..K, t): ddtrain's order, cos and sin per k."""
@@ -221,8 +255,11 @@ class AllenCahn:
             return self.residual_taylor(points)
         return self.residual_autograd(points)
 
+    def mean_square_residual(self, points):
+        return self.residual(points).square().mean()
+
     def loss(self):
-        return self.residual(self.points).square().mean()
+        return self.loss_at(self.points)
 
     def abs_residual(self, points, block=16384):
         """|r| at points, without a graph (in blocks to bound memory)."""
@@ -239,7 +276,7 @@ class AllenCahn:
     def resample_rad(self, c):
         """RAD (k = 1): nf points out of 10 nf uniform candidates, p = |r|/mean|r| + c."""
         nf = self.points.shape[0]
-        candidates = uniform_points(10 * nf, self.dtype)
+        candidates = uniform_points(10 * nf, self.dtype).to(self.points.device)
         r = self.abs_residual(candidates).double()
         p = r / r.mean() + c
         index = torch.multinomial(p, nf, replacement=False)
@@ -262,48 +299,107 @@ def closure_of(problem, optimizer):
     return closure
 
 
-def make_problem(args, nf, dtype):
+def make_problem(args, nf, dtype, device=torch.device("cpu")):
     return AllenCahn(nf, dtype, args.seed, args.derivatives, args.model, args.depth, args.width,
-                     args.ic_decay, args.fourier_modes)
+                     args.ic_decay, args.fourier_modes, device)
 
 
-def bench(args, dtype):
+def _first_line(error):
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
+
+
+class CompiledProblems:
+    """--compile: one problem whose loss goes through torch.compile, reloaded with the weights and
+    points of a fresh make_problem() for every measurement (one compiled function, not one per
+    problem object: new objects would make torch.compile recompile, and after its cache limit
+    silently run eager)."""
+
+    def __init__(self, args, dtype, device):
+        self.args, self.dtype, self.device = args, dtype, device
+        self.problem = make_problem(args, 1, dtype, device)
+        self.problem.loss_at = torch.compile(self.problem.mean_square_residual, dynamic=True,
+                                             mode=args.compile_mode)
+
+    def __call__(self, nf):
+        fresh = make_problem(self.args, nf, self.dtype, self.device)
+        with torch.no_grad():
+            for mine, theirs in zip(self.problem.model.parameters(), fresh.model.parameters()):
+                mine.copy_(theirs)
+        self.problem.points = fresh.points
+        return self.problem
+
+
+def bench_row(args, nf, new_problem, sync):
+    """One CSV row: the L-BFGS iteration and the Adam step at nf points."""
+    problem = new_problem(nf)
+    # L-BFGS: one step() call running many iterations (PyTorch's fastest way to drive it).
+    opt = lbfgs(problem, args.lbfgs_iterations, args.history)
+    closure = closure_of(problem, opt)
+    t0 = time.perf_counter()
+    opt.step(closure)  # warm-up (allocations, first-iteration scaling; with --compile the compilation)
+    sync()
+    if args.compile and nf == args.nf[0]:
+        print(f"# --compile, --derivatives {args.derivatives}: warm-up at N_f {nf} "
+              f"(compilation included) {time.perf_counter() - t0:.1f} s", flush=True)
+    n_iter0, evals0 = opt.state[opt._params[0]]["n_iter"], opt.state[opt._params[0]]["func_evals"]
+    t0, c0 = time.perf_counter(), time.process_time()
+    opt.step(closure)
+    sync()
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    state = opt.state[opt._params[0]]
+    iterations = state["n_iter"] - n_iter0
+    evaluations = state["func_evals"] - evals0
+    # Adam: median of single steps.
+    problem = new_problem(nf)
+    adam = torch.optim.Adam(problem.model.parameters(), lr=args.lr)
+    closure = closure_of(problem, adam)
+    times = []
+    for k in range(args.adam_steps + 2):
+        if k == 2:
+            sync()
+            c1 = time.process_time()
+        t1 = time.perf_counter()
+        adam.step(closure)
+        if k >= 2:
+            sync()
+            times.append(time.perf_counter() - t1)
+    adam_cpu = (time.process_time() - c1) / args.adam_steps
+    return (f"{nf},{1e3 * seconds / max(iterations, 1):.3f},{evaluations / max(iterations, 1):.2f},"
+            f"{1e3 * statistics.median(times):.3f},{1e3 * cpu / max(iterations, 1):.3f},"
+            f"{1e3 * adam_cpu:.3f}")
+
+
+def bench(args, dtype, device):
+    where = ""
+    if device.type == "cuda":
+        where = f", device {device} ({torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda})"
+    compiled = f", torch.compile (mode {args.compile_mode}, dynamic shapes)" if args.compile else ""
     print(f"# pytorch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"derivatives {args.derivatives}")
+          f"derivatives {args.derivatives}{where}{compiled}")
     parameters = sum(p.numel() for p in make_problem(args, 1, dtype).model.parameters())
     print(f"# model {args.model}, depth {args.depth}, width {args.width} ({parameters} parameters), "
           f"fourier-modes {args.fourier_modes}, ic-decay {args.ic_decay:g}")
     print("# nf,lbfgs_ms_per_iteration,lbfgs_evaluations_per_iteration,adam_ms_per_step,"
           "lbfgs_cpu_ms_per_iteration,adam_cpu_ms_per_step")
-    for nf in args.nf:
-        problem = make_problem(args, nf, dtype)
-        # L-BFGS: one step() call running many iterations (PyTorch's fastest way to drive it).
-        opt = lbfgs(problem, args.lbfgs_iterations, args.history)
-        closure = closure_of(problem, opt)
-        opt.step(closure)  # warm-up (allocations, first-iteration scaling)
-        n_iter0, evals0 = opt.state[opt._params[0]]["n_iter"], opt.state[opt._params[0]]["func_evals"]
-        t0, c0 = time.perf_counter(), time.process_time()
-        opt.step(closure)
-        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-        state = opt.state[opt._params[0]]
-        iterations = state["n_iter"] - n_iter0
-        evaluations = state["func_evals"] - evals0
-        # Adam: median of single steps.
-        problem = make_problem(args, nf, dtype)
-        adam = torch.optim.Adam(problem.model.parameters(), lr=args.lr)
-        closure = closure_of(problem, adam)
-        times = []
-        for k in range(args.adam_steps + 2):
-            if k == 2:
-                c1 = time.process_time()
-            t1 = time.perf_counter()
-            adam.step(closure)
-            if k >= 2:
-                times.append(time.perf_counter() - t1)
-        adam_cpu = (time.process_time() - c1) / args.adam_steps
-        print(f"{nf},{1e3 * seconds / max(iterations, 1):.3f},{evaluations / max(iterations, 1):.2f},"
-              f"{1e3 * statistics.median(times):.3f},{1e3 * cpu / max(iterations, 1):.3f},"
-              f"{1e3 * adam_cpu:.3f}", flush=True)
+    sync = synchronizer(device)
+    if not args.compile:
+        for nf in args.nf:
+            print(bench_row(args, nf, lambda n: make_problem(args, n, dtype, device), sync), flush=True)
+        return
+    # --compile: any failure of torch.compile (missing, tracing, compiling, running) is reported
+    # on a '#' line and skips the rows (it would fail the same way at the other sizes).
+    skip = f"# --compile, --derivatives {args.derivatives}: "
+    if not hasattr(torch, "compile"):
+        print(f"{skip}torch {torch.__version__} has no torch.compile (it came with 2.0); rows skipped")
+        return
+    nf = args.nf[0]
+    try:
+        compiled_problems = CompiledProblems(args, dtype, device)
+        for nf in args.nf:
+            print(bench_row(args, nf, compiled_problems, sync), flush=True)
+    except Exception as error:  # noqa: BLE001
+        print(f"{skip}torch.compile failed at N_f {nf} ({_first_line(error)}); rows skipped", flush=True)
 
 
 THRESHOLDS = (("1e-2", 1e-2), ("1e-3", 1e-3), ("1e-4", 1e-4))
@@ -423,15 +519,26 @@ def main():
                    help="time-limit mode: RAD resampling every K iterations (0 = off)")
     p.add_argument("--rad-c", type=float, default=0.0, help="RAD: p = |r|/mean|r| + c")
     p.add_argument("--reference", default="ref.mat", help="time-limit mode: reference .mat")
+    p.add_argument("--device", default="cpu", help="bench mode: cpu | cuda | cuda:N")
+    p.add_argument("--compile", action="store_true", help="bench mode: the loss through torch.compile")
+    p.add_argument("--compile-mode", default="default",
+                   choices=["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"],
+                   help="bench mode: torch.compile's mode (with --compile)")
     args = p.parse_args()
     if args.depth < 1 or args.width < 1 or args.history < 1 or args.chunk < 1 or args.rad_every < 0:
         p.error("--depth, --width, --history and --chunk must be >= 1, --rad-every >= 0")
     if not 1 <= args.fourier_modes <= 64:
         p.error("--fourier-modes must be in [1, 64]")
+    if args.mode != "bench" and (args.device != "cpu" or args.compile):
+        p.error("--device and --compile apply to --mode bench")
+    device, why_not = parse_device(args.device)
+    if device is None:
+        print(f"pytorch_allen_cahn.py: error: {why_not}", file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
     dtype = torch.float32 if args.precision == "float32" else torch.float64
     if args.mode == "bench":
-        bench(args, dtype)
+        bench(args, dtype, device)
     else:
         time_limited(args, dtype)
 

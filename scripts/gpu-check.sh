@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
 # The GPU check in one call: builds ddtrain with the CUDA device path and the NCCL backend
 # against the machine's CUDA LibTorch, runs every test (all CPU tests, the GPU tests, the MPI
-# tests under mpirun) and prints the versions. Exits non-zero on any failure, including GPU
-# tests that skipped although a GPU is present.
+# tests under mpirun), prints the versions, then runs the benchmark of issue 22 (items 4-5,
+# bench/gpu_benchmark.sh: ddtrain vs the machine's CUDA PyTorch, eager and torch.compile, on the
+# Allen–Cahn PINN at N_f 10k-1M, float32 and float64, and the same sizes on the CPU cores;
+# about 4 minutes on an H200). The benchmark runs even when a test failed, so that one session on
+# a GPU machine brings back both. Exit status: 0 all passed; 1 a build or test failure (the
+# failures are listed at the end), including GPU tests that skipped although a GPU is present;
+# 3 no GPU visible (the build and CPU tests passed, nothing ran on a GPU); 4 the tests passed but
+# a benchmark run failed or hit its time limit (the rows it had are kept).
 #
 # Usage:  scripts/gpu-check.sh [BUILD_DIR]          (default: build-gpu)
+# Output: the logs ctest.log, gpu-tests.log, cuda-kernel-tests.log and the benchmark's
+#   bench.md (tables and the summary against the targets), bench-rows.csv and bench.err go to
+#   $OUT (the folder a device machine sends back: six files), else BUILD_DIR/gpu-check-out.
 # Environment (all optional):
 #   TORCH_PYTHON  python of the CUDA LibTorch      (default /opt/torch/.venv/bin/python)
 #   CUDA_HOME     CUDA toolkit with nccl.h/libnccl (default /usr/local/cuda)
@@ -16,6 +25,9 @@
 #   GPU_TESTS     gtest filter of the unit tests that need a GPU and must not skip when one is
 #                 visible (default '*OnDevice.*': GPU test suites are named ...OnDevice); the
 #                 CUDA kernel tests (tests/ddtrain_cuda_tests) run whole and must not skip either
+#   SKIP_BENCH=1  do not run the benchmark; BENCH_THREADS its host and CPU threads (nproc);
+#                 the other knobs of bench/gpu_benchmark.sh (RUNS, NF, CPU_NF, GPU_LIMIT, ...)
+#                 pass through
 #
 # What it assumes of the GPU machine (it has no network, so nothing can be downloaded):
 #   Ubuntu 24.04, an NVIDIA driver + GPU, the CUDA toolkit and NCCL under $CUDA_HOME, a CUDA
@@ -39,8 +51,14 @@ if [[ $(id -u) -eq 0 ]]; then  # mpirun refuses root without these (the device m
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
 
+OUT_DIR=${OUT:-$BUILD_DIR/gpu-check-out}  # $OUT: the folder a device machine sends back
+mkdir -p "$OUT_DIR"
+
 section() { printf '\n==== %s\n' "$*"; }
 fail() { printf '\ngpu-check: FAILED: %s\n' "$*" >&2; exit 1; }
+# A test failure: reported now and at the end; the script goes on to the benchmark.
+failures=()
+failed() { printf '\ngpu-check: FAILED: %s\n' "$*" >&2; failures+=("$*"); }
 
 section "versions"
 if command -v nvidia-smi >/dev/null; then
@@ -128,25 +146,57 @@ if [[ ${SKIP_BUILD:-0} != 1 ]]; then
 fi
 
 section "tests"
-ctest --test-dir "$BUILD_DIR" --output-on-failure --parallel "$JOBS" --timeout 900 ${CTEST_ARGS:-} ||
-  fail "ctest"
+ctest --test-dir "$BUILD_DIR" --output-on-failure --parallel "$JOBS" --timeout 900 ${CTEST_ARGS:-} 2>&1 |
+  tee "$OUT_DIR/ctest.log" || failed "ctest (log: $OUT_DIR/ctest.log)"
 
 if ((gpu_count > 0)); then
   section "GPU tests must have run, not skipped"
-  gpu_log="$BUILD_DIR/gpu-tests.log"
+  gpu_log="$OUT_DIR/gpu-tests.log"
   "$BUILD_DIR/tests/ddtrain_unit_tests" --gtest_filter="${GPU_TESTS:-*OnDevice.*}" \
-    2>&1 | tee "$gpu_log" || fail "GPU unit tests"
-  ! grep -q '^\[  SKIPPED \]' "$gpu_log" || fail "GPU tests skipped although $gpu_count GPU(s) are visible"
-  grep -q '^\[  PASSED  \] [1-9]' "$gpu_log" || fail "no GPU unit test ran"
+    2>&1 | tee "$gpu_log" || failed "GPU unit tests"
+  if grep -q '^\[  SKIPPED \]' "$gpu_log"; then failed "GPU tests skipped although $gpu_count GPU(s) are visible"; fi
+  grep -q '^\[  PASSED  \] [1-9]' "$gpu_log" || failed "no GPU unit test ran"
   # The fused Allen–Cahn CUDA kernels against their host executor (torch-free binary).
-  cuda_kernels_log="$BUILD_DIR/cuda-kernel-tests.log"
-  [[ -x $BUILD_DIR/tests/ddtrain_cuda_tests ]] || fail "no $BUILD_DIR/tests/ddtrain_cuda_tests (DDTRAIN_WITH_CUDA off?)"
-  "$BUILD_DIR/tests/ddtrain_cuda_tests" 2>&1 | tee "$cuda_kernels_log" || fail "CUDA kernel tests"
-  ! grep -q '^\[  SKIPPED \]' "$cuda_kernels_log" || fail "CUDA kernel tests skipped although $gpu_count GPU(s) are visible"
-  grep -q '^\[  PASSED  \] [1-9]' "$cuda_kernels_log" || fail "no CUDA kernel test ran"
+  cuda_kernels_log="$OUT_DIR/cuda-kernel-tests.log"
+  if [[ -x $BUILD_DIR/tests/ddtrain_cuda_tests ]]; then
+    "$BUILD_DIR/tests/ddtrain_cuda_tests" 2>&1 | tee "$cuda_kernels_log" || failed "CUDA kernel tests"
+    if grep -q '^\[  SKIPPED \]' "$cuda_kernels_log"; then
+      failed "CUDA kernel tests skipped although $gpu_count GPU(s) are visible"
+    fi
+    grep -q '^\[  PASSED  \] [1-9]' "$cuda_kernels_log" || failed "no CUDA kernel test ran"
+  else
+    failed "no $BUILD_DIR/tests/ddtrain_cuda_tests (DDTRAIN_WITH_CUDA off?)"
+  fi
+fi
+
+section "benchmark"
+bench=skipped
+if [[ ${SKIP_BENCH:-0} == 1 ]]; then
+  echo "SKIP_BENCH=1: not run"
+elif ((gpu_count == 0)); then
+  echo "no GPU visible: not run"
 else
+  # bench/gpu_benchmark.sh prints its progress and the summary; everything else goes to $OUT_DIR.
+  if PYTHON="$TORCH_PYTHON" THREADS="${BENCH_THREADS:-$(nproc)}" \
+       bash bench/gpu_benchmark.sh "$BUILD_DIR" "$OUT_DIR"; then
+    bench=passed
+  else
+    bench=failed
+  fi
+fi
+
+section "result"
+if ((${#failures[@]})); then
+  printf '  %s\n' "${failures[@]}" >&2
+  fail "${#failures[@]} check(s) above (benchmark: $bench)"
+fi
+if ((gpu_count == 0)); then
   echo "gpu-check: no GPU visible, so the GPU tests skipped: this run checks the build only" >&2
   exit 3
 fi
-
-section "gpu-check: all passed"
+if [[ $bench == failed ]]; then
+  printf '\ngpu-check: the tests passed; the benchmark FAILED (a run failed or hit its limit: %s/bench.md, bench.err)\n' \
+    "$OUT_DIR" >&2
+  exit 4
+fi
+section "gpu-check: all passed (benchmark: $bench)"
