@@ -28,6 +28,7 @@
 
 #include <torch/cuda.h>
 
+#include "ddtrain/device.hpp"
 #include "ddtrain/error.hpp"
 #include "ddtrain/objective.hpp"
 #include "ddtrain/problems/allen_cahn.hpp"
@@ -43,29 +44,6 @@ double ms_since(Clock::time_point t0) {
 
 /// Process CPU time (all threads) in ms: robust against other load on a shared machine.
 double cpu_ms() { return 1e3 * static_cast<double>(std::clock()) / CLOCKS_PER_SEC; }
-
-/// --device cpu | cuda | cuda:N (as the CLI's --device, without its rank-to-GPU mapping).
-torch::Device parse_device(const std::string& text) {
-  if (text == "cpu") return torch::kCPU;
-  DDTRAIN_CHECK(text == "cuda" || text.rfind("cuda:", 0) == 0, ddtrain::InvalidArgument, "--device '", text,
-                "' is not a device (accepted: cpu, cuda, cuda:N)");
-  DDTRAIN_CHECK(torch::cuda::is_available(), ddtrain::InvalidArgument, "--device ", text,
-                ": no CUDA device is available (this LibTorch has no CUDA support or no GPU is present)");
-  const int count = static_cast<int>(torch::cuda::device_count());
-  int index = 0;
-  if (text != "cuda") {
-    index = -1;
-    try {
-      size_t used = 0;
-      index = std::stoi(text.substr(5), &used);
-      if (used != text.size() - 5) index = -1;
-    } catch (const std::exception&) {
-    }
-  }
-  DDTRAIN_CHECK(index >= 0 && index < count, ddtrain::InvalidArgument, "--device ", text, ": no such GPU (",
-                count, " present)");
-  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
-}
 
 /// Waits for the work queued on the device (kernels are asynchronous on CUDA), so that a clock
 /// read next includes it; nothing to wait for on the CPU.
@@ -160,7 +138,7 @@ int run(int argc, char** argv) {
     else if (key == "--width") base.width = std::atoll(value.c_str());
     else if (key == "--fourier-modes") base.fourier_modes = std::atoll(value.c_str());
     else if (key == "--ic-decay") base.ic_decay = std::atof(value.c_str());
-    else if (key == "--device") base.device = parse_device(value);
+    else if (key == "--device") base.device = ddtrain::parse_device(value);
     else throw ddtrain::InvalidArgument("unknown option " + key);
   }
   DDTRAIN_CHECK(precision == "float32" || precision == "float64", ddtrain::InvalidArgument,

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "ddtrain/device.hpp"
 #include "ddtrain/error.hpp"
 #include "ddtrain/solvers/data_parallel.hpp"
 #include "ddtrain/solvers/warmup.hpp"
@@ -112,26 +113,10 @@ bool recorded_in_config(const std::string& key) {
   return left_out.count(key) == 0;
 }
 
-torch::Device parse_device(const std::string& text, const CommunicatorPtr& world) {
-  if (text == "cpu") return torch::kCPU;
-  DDTRAIN_CHECK(text == "cuda" || text.rfind("cuda:", 0) == 0, InvalidArgument, "--device '", text,
-                "' is not a device (accepted: cpu, cuda, cuda:N)");
-  DDTRAIN_CHECK(torch::cuda::is_available(), InvalidArgument, "--device ", text,
-                ": no CUDA device is available (this LibTorch has no CUDA support or no GPU is present)");
-  const int count = static_cast<int>(torch::cuda::device_count());
-  if (text == "cuda") {
-    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
-    const int local_rank = local ? std::atoi(local) : world->rank();
-    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank % count));
-  }
-  int index = -1;
-  try {
-    index = std::stoi(text.substr(5));
-  } catch (const std::exception&) {
-  }
-  DDTRAIN_CHECK(index >= 0 && index < count, InvalidArgument, "--device ", text,
-                ": no such GPU (", count, " present)");
-  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+/// --device cuda spreads a node's ranks over its GPUs by the launcher's local rank.
+torch::Device device_for_rank(const std::string& text, const CommunicatorPtr& world) {
+  const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+  return parse_device(text, local ? std::atoi(local) : world->rank());
 }
 
 /// More threads than any node has cores: a typo (10000) is refused instead of hanging.
@@ -553,7 +538,7 @@ Run build_run(const TrainSetup& setup) {
   // The backend choice needs the device kind; the device index needs the rank.
   const torch::Device kind = device_text == "cpu" ? torch::Device(torch::kCPU) : torch::Device(torch::kCUDA);
   run.world = make_communicator(parse_comm_backend(vm["comm"].as<std::string>()), kind);
-  const torch::Device device = parse_device(device_text, run.world);
+  const torch::Device device = device_for_rank(device_text, run.world);
   const int threads = vm["threads"].as<int>() > 0 ? vm["threads"].as<int>() : default_threads();
   torch::set_num_threads(threads);
 

@@ -1,6 +1,7 @@
 // Flat parameters, objectives, partition, line search, L-BFGS memory and the baseline solvers.
 #include <gtest/gtest.h>
 
+#include "ddtrain/device.hpp"
 #include "ddtrain/error.hpp"
 #include "ddtrain/flat_parameters.hpp"
 #include "ddtrain/models.hpp"
@@ -295,4 +296,22 @@ TEST(Options, InvalidValuesAreRejected) {
   o = LbfgsOptions{};
   o.line_search.c2 = 1e-5;
   EXPECT_THROW(Lbfgs{o}, InvalidArgument);
+}
+
+TEST(ParseDevice, NamesTheDeviceOrRefusesTheText) {
+  EXPECT_EQ(ddtrain::parse_device("cpu"), torch::Device(torch::kCPU));
+  for (const char* bad : {"gpu", "CPU", "cuda:", "cuda:x", "cuda:1x", "cuda:-1", ""})
+    EXPECT_THROW(ddtrain::parse_device(bad), ddtrain::InvalidArgument) << bad;
+  if (torch::cuda::is_available()) {
+    const auto count = static_cast<int>(torch::cuda::device_count());
+    EXPECT_EQ(ddtrain::parse_device("cuda", count + 1).index(), (count + 1) % count);
+    EXPECT_THROW(ddtrain::parse_device("cuda:" + std::to_string(count)), ddtrain::InvalidArgument);
+  } else {
+    try {
+      ddtrain::parse_device("cuda:0");
+      ADD_FAILURE() << "cuda:0 accepted without a GPU";
+    } catch (const ddtrain::InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find("no CUDA device is available"), std::string::npos) << e.what();
+    }
+  }
 }
