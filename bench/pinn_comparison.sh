@@ -3,13 +3,15 @@
 # variants at equal wall time, on Allen-Cahn, Burgers and Klein-Gordon, every run on the same
 # number of MPI ranks (the plain solvers data-parallel over them). The solver order rotates from
 # problem to problem. Writes OUT/table.md (rel. L2 at the CHECKPOINTS and at the end, and when
-# each run first reached the best plain solver's final error) and one run directory per row.
+# each run first reached the best plain solver's final error), one run directory per row and
+# per problem the error-vs-time curves, OUT/PROBLEM/plots/convergence.png.
 #
 # Usage: bench/pinn_comparison.sh [BUILD_DIR] [OUT_DIR]
 # Environment: SECONDS_PER_RUN (60), the plain solvers' time; PRECONDITIONED_SECONDS
 # (= SECONDS_PER_RUN), the preconditioned runs' time (half the plain time answers issue 21's
 # target: the plain error in at most half the time); CHECKPOINTS ("120 600"); RANKS (2);
-# PROBLEMS ("allen_cahn burgers klein_gordon"); ROWS (every row name below).
+# PROBLEMS ("allen_cahn burgers klein_gordon"); ROWS (every row name below); SEED (0), the
+# seed of every run's initialisation and points (repeat with other seeds to see the spread).
 # Run it on an otherwise idle machine: the table is a comparison of wall times.
 set -euo pipefail
 build=${1:-build}
@@ -37,8 +39,9 @@ solvers=(
   "additive-dense|--solver plbfgs --variant additive --subdomains 3 --local-solver bfgs --global-solver bfgs --local-steps 5"
   "multiplicative-dense|--solver plbfgs --variant multiplicative --subdomains 3 --local-solver bfgs --global-solver bfgs --local-steps 5"
 )
-common="--precision float64 --metric-every 50 --threads 1 --quiet --overwrite"
-echo "# $(date -u '+%F %T') UTC; $(uname -srm); nproc $(getconf _NPROCESSORS_ONLN); $ranks ranks; plain solvers ${seconds} s, preconditioned ${preconditioned_seconds} s" | tee "$out/header.txt"
+seed=${SEED:-0}
+common="--precision float64 --metric-every 50 --threads 1 --seed $seed --quiet --overwrite"
+echo "# $(date -u '+%F %T') UTC; $(uname -srm); nproc $(getconf _NPROCESSORS_ONLN); $ranks ranks; seed $seed; plain solvers ${seconds} s, preconditioned ${preconditioned_seconds} s" | tee "$out/header.txt"
 rotation=0
 for problem in ${PROBLEMS:-allen_cahn burgers klein_gordon}; do
   mkdir -p "$out/$problem"
@@ -58,3 +61,8 @@ for problem in ${PROBLEMS:-allen_cahn burgers klein_gordon}; do
 done
 # shellcheck disable=SC2086
 "$python" "$here/pinn_comparison_table.py" "$out" ${CHECKPOINTS:-120 600} | tee "$out/table.md"
+# The error-vs-time curves: OUT/PROBLEM/plots/convergence.png (loss and rel. L2 against wall
+# time and gradient evaluations, one line per row).
+for problem in ${PROBLEMS:-allen_cahn burgers klein_gordon}; do
+  "$build/ddtrain" plot "$out/$problem" > /dev/null || echo "plot of $out/$problem failed"
+done
