@@ -60,6 +60,7 @@ std::string PlbfgsOptions::validate() const {
   if (history < 1) return "history must be >= 1, got " + std::to_string(history);
   if (weight_iterations < 1) return "weight_iterations must be >= 1, got " + std::to_string(weight_iterations);
   if (!(gradient_tolerance >= 0)) return "gradient_tolerance must be >= 0";
+  if (dense_memory_limit_bytes < 0) return "dense_memory_limit_bytes must be >= 0";
   if (variant == PlbfgsVariant::kMultiplicative && combination != CorrectionCombination::kSum)
     return "combination applies to variant additive only (multiplicative applies each correction in turn)";
   std::string ls = line_search.validate("line_search.");
@@ -237,6 +238,7 @@ Solver& Plbfgs::local_solver(int s) {
       o.update = options_.local_update;
       o.line_search = options_.local_line_search;
       o.gradient_tolerance = options_.gradient_tolerance;
+      o.memory_limit_bytes = options_.dense_memory_limit_bytes;  // checked in total in prepare()
       solver = std::make_unique<Bfgs>(o);
       break;
     }
@@ -295,6 +297,33 @@ void Plbfgs::prepare(const StepContext& context, const torch::Tensor& x) {
                               ? torch::Tensor()
                               : partition.multiplicity(x.options()).clamp_min(1).reciprocal();
   if (static_cast<int>(local_solvers_.size()) > partition.size()) local_solvers_.clear();
+  check_dense_memory(context, x);
+}
+
+void Plbfgs::check_dense_memory(const StepContext& context, const torch::Tensor& x) const {
+  const bool dense_local = options_.local_solver == LocalSolverType::kBfgs;
+  const bool dense_global = options_.global_solver == GlobalSolverType::kBfgs;
+  if (!dense_local && !dense_global) return;
+  const Partition& partition = *context.partition;
+  const int64_t element = static_cast<int64_t>(x.element_size());
+  int64_t needed = dense_global ? dense_bytes_needed(x.numel(), element) : 0;
+  int blocks = 0;
+  for (int s = 0; dense_local && s < partition.size(); ++s) {
+    // The multiplicative sweep solves every subdomain on every rank.
+    if (options_.variant == PlbfgsVariant::kAdditive && !context.owns_subdomain(s)) continue;
+    needed += dense_bytes_needed(partition[s].size(), element);
+    ++blocks;
+  }
+  const int64_t limit = options_.dense_memory_limit_bytes > 0 ? options_.dense_memory_limit_bytes
+                                                               : default_dense_memory_limit();
+  DDTRAIN_CHECK(needed <= limit, InvalidArgument, "plbfgs: the dense inverse Hessians this rank keeps (",
+                dense_local ? std::to_string(blocks) + " subdomain block(s)" : std::string(),
+                dense_local && dense_global ? " and " : "",
+                dense_global ? "the global one of " + std::to_string(x.numel()) + " parameters" : std::string(),
+                ") need ", format_megabytes(needed), " but --dense-memory-limit is ", format_megabytes(limit),
+                dense_global ? "; use --global-solver lbfgs" : "",
+                dense_local ? std::string(dense_global ? ", " : "; use ") + "more subdomains or --local-solver lbfgs"
+                            : std::string());
 }
 
 torch::Tensor Plbfgs::solve_local(StepContext& context, int s, const torch::Tensor& x, Stage& stage,
@@ -482,7 +511,8 @@ void Plbfgs::reset_global_memory() {
 }
 
 void Plbfgs::global_stage(StepContext& context, torch::Tensor& x, Stage& stage) {
-  if (options_.global_solver == GlobalSolverType::kBfgs) dense_.ensure(x, 0, "--global-solver bfgs");
+  if (options_.global_solver == GlobalSolverType::kBfgs)
+    dense_.ensure(x, options_.dense_memory_limit_bytes, "--global-solver bfgs");
   // kPreconditionedPoints: the previous global step and the change of the gradient between
   // consecutive preconditioned points (the preconditioner's own move is not part of s).
   if (options_.secant_pair == SecantPair::kPreconditionedPoints && has_previous_ &&

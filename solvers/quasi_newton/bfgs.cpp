@@ -50,13 +50,6 @@ double broyden_theta(DenseUpdate update, double a, double b, double h) {
   return std::min(theta_plus, theta_sr1);
 }
 
-
-std::string megabytes(int64_t bytes) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "%.1f MB", static_cast<double>(bytes) / 1e6);
-  return buffer;
-}
-
 }  // namespace
 
 DenseUpdate parse_dense_update(const std::string& name, const std::string& option) {
@@ -237,6 +230,12 @@ int64_t dense_bytes_needed(int64_t d, int64_t element_size) {
   return (d * d + 12 * d) * element_size;  // H, and the vectors of one iteration
 }
 
+std::string format_megabytes(int64_t bytes) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%.1f MB", static_cast<double>(bytes) / 1e6);
+  return buffer;
+}
+
 std::string BfgsOptions::validate() const {
   if (!(gradient_tolerance >= 0)) return "gradient_tolerance must be >= 0";
   if (!(step_tolerance >= 0)) return "step_tolerance must be >= 0";
@@ -272,7 +271,7 @@ void DenseInverseHessian::ensure(const torch::Tensor& x, int64_t memory_limit_by
   const int64_t limit = memory_limit_bytes > 0 ? memory_limit_bytes : default_dense_memory_limit();
   const int64_t needed = dense_bytes_needed(d, static_cast<int64_t>(x.element_size()));
   DDTRAIN_CHECK(needed <= limit, InvalidArgument, option, ": the dense inverse Hessian of ", d,
-                " parameters needs ", megabytes(needed), " but the limit is ", megabytes(limit));
+                " parameters needs ", format_megabytes(needed), " but the limit is ", format_megabytes(limit));
   H_ = torch::eye(d, x.options());
   identity_ = true;
 }
@@ -345,8 +344,8 @@ void Bfgs::ensure_inverse_hessian(const torch::Tensor& x) {
       options_.memory_limit_bytes > 0 ? options_.memory_limit_bytes : default_dense_memory_limit();
   const int64_t needed = dense_bytes_needed(d, static_cast<int64_t>(x.element_size()));
   DDTRAIN_CHECK(needed <= limit, InvalidArgument, "--solver bfgs: the dense inverse Hessian of ", d,
-                " parameters needs ", megabytes(needed), " but --dense-memory-limit is ",
-                megabytes(limit),
+                " parameters needs ", format_megabytes(needed), " but --dense-memory-limit is ",
+                format_megabytes(limit),
                 "; use a smaller network, --solver lbfgs, or plbfgs over parameter subdomains");
   reset_to_identity(x);
 }

@@ -28,6 +28,7 @@ constexpr Renamed kRenamedFields[] = {
     {"local_learning_rate", "local-lr"},               // Plbfgs
     {"epsilon", "adam-epsilon"},                       // Adam
     {"loss_change_tolerance", "loss-tolerance"},       // Lbfgs
+    {"dense_memory_limit_bytes", "dense-memory-limit"},  // Plbfgs (the option is in MB)
     {"memory_limit_bytes", "dense-memory-limit"},      // Bfgs (the option is in MB)
     {"line_search.type", "line-search"},               // Lbfgs, Bfgs, Plbfgs
     {"line_search.max_evaluations", "line-search-evaluations"},

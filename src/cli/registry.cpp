@@ -1,5 +1,7 @@
 #include "registry.hpp"
 
+#include <cmath>
+
 #include "ddtrain/error.hpp"
 
 namespace ddtrain::cli {
@@ -13,6 +15,20 @@ void add_option_once(po::options_description& options, const char* name,
     return;
   }
   options.add_options()(name, semantic, help);
+}
+
+void add_dense_memory_limit_option(po::options_description& options) {
+  // No Boost default: a plbfgs run without dense memories must not record it in config.ini.
+  add_option_once(options, "dense-memory-limit", po::value<double>(),
+                  "bfgs, plbfgs with dense memories: MB the dense inverse Hessians of one rank may "
+                  "use together (d^2 values each); more is refused (default 0: a quarter of the "
+                  "physical memory)");
+}
+
+int64_t read_dense_memory_limit(OptionReader& options, int64_t default_bytes) {
+  const double megabytes = options.real("dense-memory-limit", static_cast<double>(default_bytes) / 1e6);
+  DDTRAIN_CHECK(megabytes >= 0 && std::isfinite(megabytes), InvalidArgument, "--dense-memory-limit must be >= 0 MB");
+  return static_cast<int64_t>(megabytes * 1e6);
 }
 
 std::map<std::string, SolverEntry>& solver_registry() {

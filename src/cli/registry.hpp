@@ -23,6 +23,12 @@ namespace po = boost::program_options;
 void add_option_once(po::options_description& options, const char* name,
                      const po::value_semantic* semantic, const char* help);
 
+/// --dense-memory-limit MB, shared by the solvers that keep dense inverse Hessians (bfgs, plbfgs
+/// with --local-solver / --global-solver bfgs).
+void add_dense_memory_limit_option(po::options_description& options);
+/// --dense-memory-limit in bytes (0: default_dense_memory_limit()); refused when negative.
+int64_t read_dense_memory_limit(OptionReader& options, int64_t default_bytes);
+
 /// What a factory may use besides the parsed options.
 struct RunSetup {
   torch::Device device = torch::kCPU;

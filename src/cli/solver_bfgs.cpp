@@ -1,6 +1,4 @@
 // CLI registration of the dense (full-matrix) quasi-Newton solver.
-#include <cmath>
-
 #include "ddtrain/error.hpp"
 #include "ddtrain/solvers/bfgs.hpp"
 #include "registry.hpp"
@@ -15,9 +13,7 @@ DDTRAIN_REGISTER_SOLVER(SolverEntry{
       add_option_once(d, "update", po::value<std::string>()->default_value("ssbroyden2"),
                       "bfgs: update rule of the dense inverse Hessian: bfgs | ssbfgs-ol | ssbfgs-ab | "
                       "ssbroyden1 | ssbroyden2");
-      add_option_once(d, "dense-memory-limit", po::value<double>()->default_value(0.0),
-                      "bfgs: MB the dense inverse Hessian may use (d^2 values); a larger network is "
-                      "refused (0: a quarter of the physical memory)");
+      add_dense_memory_limit_option(d);
       add_option_once(d, "line-search", po::value<std::string>()->default_value("strong_wolfe"),
                       "line search: strong_wolfe | armijo");
       add_option_once(d, "line-search-evaluations", po::value<int>()->default_value(25),
@@ -30,10 +26,7 @@ DDTRAIN_REGISTER_SOLVER(SolverEntry{
       o.update = in.choice(
           "update", o.update, [](const std::string& n) { return parse_dense_update(n); },
           [](DenseUpdate u) { return to_string(u); });
-      const double megabytes = in.real("dense-memory-limit", static_cast<double>(o.memory_limit_bytes) / 1e6);
-      DDTRAIN_CHECK(megabytes >= 0 && std::isfinite(megabytes), InvalidArgument,
-                    "--dense-memory-limit must be >= 0 MB");
-      o.memory_limit_bytes = static_cast<int64_t>(megabytes * 1e6);
+      o.memory_limit_bytes = read_dense_memory_limit(in, o.memory_limit_bytes);
       o.line_search.type = in.choice("line-search", o.line_search.type, parse_line_search, [](LineSearchType type) {
         return name_among(type, parse_line_search, {"strong_wolfe", "armijo"});
       });

@@ -45,6 +45,7 @@ void add_plbfgs_options(po::options_description& o) {
   add_option_once(o, "global-update", po::value<std::string>(),
                   "plbfgs --global-solver bfgs: dense update rule (as --local-update); default "
                   "ssbroyden2");
+  add_dense_memory_limit_option(o);
   add_option_once(o, "secant-pair", po::value<std::string>(),
                   "plbfgs: global L-BFGS pair: preconditioned (s = previous global step, y = "
                   "gradient change between preconditioned points; default) | global (the global "
@@ -124,6 +125,12 @@ PlbfgsOptions plbfgs_options(OptionReader& in) {
     DDTRAIN_CHECK(!in.given("global-update"), InvalidArgument,
                   "--global-update applies to --global-solver bfgs only");
     o.history = in.integer("history", o.history);
+  }
+  if (dense_local || o.global_solver == GlobalSolverType::kBfgs) {
+    o.dense_memory_limit_bytes = read_dense_memory_limit(in, o.dense_memory_limit_bytes);
+  } else {
+    DDTRAIN_CHECK(!in.given("dense-memory-limit"), InvalidArgument,
+                  "--dense-memory-limit applies to plbfgs with --local-solver bfgs or --global-solver bfgs");
   }
   o.secant_pair = in.choice("secant-pair", o.secant_pair, parse_secant_pair, [](SecantPair v) {
     return name_among(v, parse_secant_pair, {"preconditioned", "global"});

@@ -268,6 +268,17 @@ TEST(Cli, PlbfgsWithDenseMemoriesRecordsTheirOptionsAndRefusesInapplicableOnes) 
   expect_one_line_error("train --solver plbfgs --accumulate later", "unknown --accumulate 'later'");
   expect_one_line_error("train --solver plbfgs --variant multiplicative --accumulate blocking",
                         "--accumulate applies to --variant additive only");
+  expect_one_line_error("train --solver plbfgs --dense-memory-limit 100",
+                        "--dense-memory-limit applies to plbfgs with --local-solver bfgs or --global-solver bfgs");
+  expect_one_line_error("train --solver plbfgs --local-solver bfgs --dense-memory-limit -1",
+                        "--dense-memory-limit must be >= 0");
+  // The dense memories of a rank together, refused before any is allocated.
+  expect_one_line_error("train --problem poisson1d --depth 2 --width 20 --solver plbfgs --subdomains 2 "
+                        "--local-solver bfgs --dense-memory-limit 0.01",
+                        "plbfgs: the dense inverse Hessians this rank keeps (2 subdomain block(s))");
+  expect_one_line_error("train --problem poisson1d --depth 2 --width 20 --solver plbfgs --subdomains 2 "
+                        "--global-solver bfgs --dense-memory-limit 0.5",
+                        "(the global one of");
 }
 
 TEST(Cli, ATimeLimitWithoutEpochsRunsUntilTheLimit) {

@@ -118,11 +118,13 @@ TEST(CliConfig, HoldsEveryOptionOfTheProblemAndSolverAtItsResolvedValue) {
     for (const auto& [name, fallback] : registrant_options(c.problem, c.solver)) {
       // Not recorded: a path that is not set, the factorization's parameters without
       // --weight-factorization, SAPTS's --max-radius (global default 0.3, local 2: no one
-      // value stands for both), and plbfgs's dense update rules without --local-solver /
-      // --global-solver bfgs (they do not apply then, and are refused when given).
+      // value stands for both), and plbfgs's dense update rules and memory limit without
+      // --local-solver / --global-solver bfgs (they do not apply then, and are refused when
+      // given).
       if (name == "data" || (name == "reference" && c.problem != "allen_cahn") ||
           name.rfind("factorization-", 0) == 0 || (name == "max-radius" && c.solver == "sapts") ||
-          name == "local-update" || name == "global-update")
+          name == "local-update" || name == "global-update" ||
+          (name == "dense-memory-limit" && c.solver == "plbfgs"))
         continue;
       auto it = config.find(name);
       ASSERT_NE(it, config.end()) << "config.ini lacks " << name << "\n" << slurp(out / "config.ini");

@@ -586,6 +586,33 @@ TEST_P(PlbfgsVariants, DenseLocalSolverSolvesTheSeparableQuadraticInOneOuterIter
   EXPECT_TRUE(counted);
 }
 
+TEST_P(PlbfgsVariants, DenseMemoriesOverTheLimitAreRefusedTogetherBeforeTheFirstStep) {
+  Quadratic q(block_diagonal_spd({4, 3, 5}));
+  Partition partition = ranges_partition({{0, 4}, {4, 7}, {7, 12}}, 12);
+  StepContext context = make_context(q, partition);
+  torch::Tensor x = q.initial_point();
+  const torch::Tensor x0 = x.clone();
+  const int64_t e = static_cast<int64_t>(x.element_size());
+  const int64_t all = dense_bytes_needed(12, e) + dense_bytes_needed(4, e) + dense_bytes_needed(3, e) +
+                      dense_bytes_needed(5, e);
+  PlbfgsOptions o = dense_everywhere(GetParam());
+  o.dense_memory_limit_bytes = all - 1;  // each matrix alone fits, all four do not
+  Plbfgs refused(o);
+  try {
+    refused.step(context, x);
+    ADD_FAILURE() << "no exception";
+  } catch (const InvalidArgument& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find("(3 subdomain block(s) and the global one of 12 parameters)"), std::string::npos)
+        << message;
+    EXPECT_NE(message.find("--dense-memory-limit"), std::string::npos) << message;
+  }
+  EXPECT_TRUE(torch::equal(x, x0));
+  o.dense_memory_limit_bytes = all;
+  Plbfgs fits(o);
+  EXPECT_NO_THROW(fits.step(context, x));
+}
+
 TEST_P(PlbfgsVariants, DenseLocalAndGlobalMemoriesReachAllOnesOnChainedRosenbrock) {
   PlbfgsOptions o = dense_everywhere(GetParam());
   o.local_steps = 10;

@@ -105,6 +105,8 @@ struct BfgsOptions {
 
 /// Bytes the dense solver needs for d parameters of `element_size` bytes (H and its buffers).
 int64_t dense_bytes_needed(int64_t d, int64_t element_size);
+/// Bytes as "12.3 MB", as the memory-limit messages write them.
+std::string format_megabytes(int64_t bytes);
 
 /// A dense inverse Hessian fed with curvature pairs from outside one line search: the global
 /// stage of plbfgs (--global-solver bfgs), whose pairs may span a preconditioner's move. The

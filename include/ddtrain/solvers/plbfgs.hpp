@@ -110,6 +110,11 @@ struct PlbfgsOptions {
   /// bits either way (each slot is non-zero on one rank only).
   bool nonblocking_accumulate = true;
   double gradient_tolerance = 1e-12;  ///< converged if max|∇L| <= this (also local solves)
+  /// --dense-memory-limit: bytes the dense inverse Hessians one rank keeps may use together (the
+  /// blocks of the subdomains it solves with local_solver kBfgs, and the global one with
+  /// global_solver kBfgs); a layout that needs more is refused at the first step, before any
+  /// is allocated, with the figures. 0 = default_dense_memory_limit().
+  int64_t dense_memory_limit_bytes = 0;
   std::string validate() const;
 };
 
@@ -147,6 +152,8 @@ class Plbfgs final : public Solver {
 
   void check_context(const StepContext& context, const torch::Tensor& x) const;
   void prepare(const StepContext& context, const torch::Tensor& x);
+  /// Refuses dense memories that would exceed options_.dense_memory_limit_bytes on this rank.
+  void check_dense_memory(const StepContext& context, const torch::Tensor& x) const;
   /// Solves subdomain s from x; returns R_s(φ_s − x) and adds its evaluations to `stage`.
   /// `between_steps` (if set) runs after every local step.
   torch::Tensor solve_local(StepContext& context, int s, const torch::Tensor& x, Stage& stage,
