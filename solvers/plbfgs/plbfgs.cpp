@@ -314,8 +314,7 @@ void Plbfgs::check_dense_memory(const StepContext& context, const torch::Tensor&
     needed += dense_bytes_needed(partition[s].size(), element);
     ++blocks;
   }
-  const int64_t limit = options_.dense_memory_limit_bytes > 0 ? options_.dense_memory_limit_bytes
-                                                               : default_dense_memory_limit();
+  const int64_t limit = dense_memory_limit_or_default(options_.dense_memory_limit_bytes);
   DDTRAIN_CHECK(needed <= limit, InvalidArgument, "plbfgs: the dense inverse Hessians this rank keeps (",
                 dense_local ? std::to_string(blocks) + " subdomain block(s)" : std::string(),
                 dense_local && dense_global ? " and " : "",

@@ -226,6 +226,10 @@ int64_t default_dense_memory_limit() {
   return static_cast<int64_t>(pages) * page / 4;
 }
 
+int64_t dense_memory_limit_or_default(int64_t memory_limit_bytes) {
+  return memory_limit_bytes > 0 ? memory_limit_bytes : default_dense_memory_limit();
+}
+
 int64_t dense_bytes_needed(int64_t d, int64_t element_size) {
   return (d * d + 12 * d) * element_size;  // H, and the vectors of one iteration
 }
@@ -268,7 +272,7 @@ DenseInverseHessian::DenseInverseHessian(DenseUpdate update, double curvature_ep
 void DenseInverseHessian::ensure(const torch::Tensor& x, int64_t memory_limit_bytes, const std::string& option) {
   const int64_t d = x.numel();
   if (H_.defined() && H_.size(0) == d && H_.dtype() == x.dtype() && H_.device() == x.device()) return;
-  const int64_t limit = memory_limit_bytes > 0 ? memory_limit_bytes : default_dense_memory_limit();
+  const int64_t limit = dense_memory_limit_or_default(memory_limit_bytes);
   const int64_t needed = dense_bytes_needed(d, static_cast<int64_t>(x.element_size()));
   DDTRAIN_CHECK(needed <= limit, InvalidArgument, option, ": the dense inverse Hessian of ", d,
                 " parameters needs ", format_megabytes(needed), " but the limit is ", format_megabytes(limit));
@@ -340,8 +344,7 @@ void Bfgs::reset_to_identity(const torch::Tensor& x) {
 void Bfgs::ensure_inverse_hessian(const torch::Tensor& x) {
   const int64_t d = x.numel();
   if (H_.defined() && H_.size(0) == d && H_.dtype() == x.dtype() && H_.device() == x.device()) return;
-  const int64_t limit =
-      options_.memory_limit_bytes > 0 ? options_.memory_limit_bytes : default_dense_memory_limit();
+  const int64_t limit = dense_memory_limit_or_default(options_.memory_limit_bytes);
   const int64_t needed = dense_bytes_needed(d, static_cast<int64_t>(x.element_size()));
   DDTRAIN_CHECK(needed <= limit, InvalidArgument, "--solver bfgs: the dense inverse Hessian of ", d,
                 " parameters needs ", format_megabytes(needed), " but --dense-memory-limit is ",

@@ -83,6 +83,8 @@ torch::Tensor full_symmetric(const torch::Tensor& H);
 
 /// The default of BfgsOptions::memory_limit_bytes: a quarter of the physical memory.
 int64_t default_dense_memory_limit();
+/// The limit a dense memory check applies: `memory_limit_bytes`, or the default where it is 0.
+int64_t dense_memory_limit_or_default(int64_t memory_limit_bytes);
 
 struct BfgsOptions {
   BfgsOptions();
