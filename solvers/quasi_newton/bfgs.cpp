@@ -236,7 +236,9 @@ int64_t dense_bytes_needed(int64_t d, int64_t element_size) {
 
 std::string format_megabytes(int64_t bytes) {
   char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "%.1f MB", static_cast<double>(bytes) / 1e6);
+  // Below 1 MB three significant digits, so that a small limit (0.01 MB) is not shown as 0.0 MB.
+  const double megabytes = static_cast<double>(bytes) / 1e6;
+  std::snprintf(buffer, sizeof(buffer), megabytes >= 1 ? "%.1f MB" : "%.3g MB", megabytes);
   return buffer;
 }
 

@@ -267,6 +267,9 @@ TEST(Bfgs, RefusesAnInverseHessianOverTheMemoryLimitWithTheSizes) {
   }
   EXPECT_GT(dense_bytes_needed(100, 8), 80000);
   EXPECT_GT(default_dense_memory_limit(), 0);
+  // A small limit keeps its digits in the message.
+  EXPECT_EQ(format_megabytes(10000), "0.01 MB");
+  EXPECT_EQ(format_megabytes(565200000), "565.2 MB");
 }
 
 TEST(Bfgs, ResumesFromItsSavedStateExactly) {

@@ -107,7 +107,7 @@ struct BfgsOptions {
 
 /// Bytes the dense solver needs for d parameters of `element_size` bytes (H and its buffers).
 int64_t dense_bytes_needed(int64_t d, int64_t element_size);
-/// Bytes as "12.3 MB", as the memory-limit messages write them.
+/// Bytes as "12.3 MB" (below 1 MB: "0.0123 MB"), as the memory-limit messages write them.
 std::string format_megabytes(int64_t bytes);
 
 /// A dense inverse Hessian fed with curvature pairs from outside one line search: the global
