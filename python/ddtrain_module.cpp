@@ -53,6 +53,7 @@ std::string flag_keywords(const std::string& message);
 /// local.eta1 is local_eta1, local_line_search.max_evaluations is local_line_search_evaluations).
 std::string keyword_of(const std::string& field) {
   if (field == "learning_rate") return "lr";
+  if (field == "dense_memory_limit_bytes") return "memory_limit_bytes";  // PLBFGS, as BFGS
   if (field == "local_learning_rate") return "local_lr";
   const size_t dot = field.find('.');
   if (dot == std::string::npos) return field;
@@ -143,6 +144,8 @@ class Options {
                                            py::str(py::type::of(value).attr("__name__")).cast<std::string>(), ")"));
     }
   }
+  /// Set, and not None (None is the default).
+  bool given(const std::string& key) const { return d_.contains(key) && !d_[key.c_str()].is_none(); }
   void finish(const std::string& solver) const {
     for (auto item : d_) {
       const std::string key = py::str(item.first);
@@ -208,6 +211,21 @@ std::unique_ptr<Solver> make_solver(const std::string& name, py::dict dict) {
     text.clear();
     o.read("local_solver", text);
     if (!text.empty()) options.local_solver = parse_local_solver(text);
+    text.clear();
+    o.read("global_solver", text);
+    if (!text.empty()) options.global_solver = parse_global_solver(text);
+    // The CLI's list of options that do not apply, under their keywords.
+    check_plbfgs_options_apply(options, [&o](const std::string& name) { return o.given(flag_keywords("--" + name)); });
+    text.clear();
+    o.read("local_update", text);
+    if (!text.empty()) options.local_update = parse_dense_update(text, "--local-update");
+    text.clear();
+    o.read("global_update", text);
+    if (!text.empty()) options.global_update = parse_dense_update(text, "--global-update");
+    text.clear();
+    o.read("accumulate", text);
+    if (!text.empty()) options.nonblocking_accumulate = parse_accumulate(text);
+    o.read("memory_limit_bytes", options.dense_memory_limit_bytes);
     text.clear();
     o.read("combination", text);
     if (!text.empty()) options.combination = parse_combination(text);

@@ -256,18 +256,26 @@ class PLBFGS(_Optimizer):
     by that container's children), as balanced
     groups of consecutive children widened by `overlap` children on each side; or `partition`:
     a list of lists of parameter names (as in model.named_parameters()). variant: "additive" |
-    "multiplicative". local_solver: "lbfgs" | "adam" | "sgd"; local_history, local_lr,
-    local_memory ("keep" | "reset"); history (global pairs); combination ("sum" | "sequential" |
-    "weighted", additive only); secant_pair ("preconditioned" | "global"). Under MPI every rank
-    solves every subdomain on the data-parallel loss (the serial iterates to rounding).
+    "multiplicative". local_solver: "lbfgs" | "adam" | "sgd" | "bfgs" (a dense inverse Hessian
+    of each subdomain's block, with the update rule local_update, as BFGS's `update`);
+    local_history, local_lr (lbfgs, adam, sgd), local_memory ("keep" | "reset").
+    global_solver: "lbfgs" (history pairs, default 10) | "bfgs" (a dense inverse Hessian of all
+    parameters, update rule global_update). memory_limit_bytes: what the dense inverse
+    Hessians of one rank may use together (local_solver or global_solver "bfgs"; default a
+    quarter of the RAM), checked before the first is allocated. combination ("sum" |
+    "sequential" | "weighted") and accumulate ("nonblocking" | "blocking"): additive only;
+    secant_pair ("preconditioned" | "global"). A keyword that does not apply to the chosen
+    variant or solvers is refused. Under MPI every rank solves every subdomain on the
+    data-parallel loss (the serial iterates to rounding).
     """
 
     _solver = "plbfgs"
 
     def __init__(self, model, subdomains=3, variant="additive", local_steps=5, partition=None, overlap=0,
-                 local_solver="lbfgs", local_history=None, local_lr=None, local_memory=None, history=10,
-                 combination=None, secant_pair=None, weight_iterations=None, gradient_tolerance=1e-12,
-                 comm=None, shard_size=None, full_batch=True, max_iter=1):
+                 local_solver="lbfgs", local_update=None, local_history=None, local_lr=None, local_memory=None,
+                 global_solver=None, global_update=None, history=None, memory_limit_bytes=None,
+                 combination=None, accumulate=None, secant_pair=None, weight_iterations=None,
+                 gradient_tolerance=1e-12, comm=None, shard_size=None, full_batch=True, max_iter=1):
         named = _model_parameters(model, "PLBFGS")
         groups = None
         if partition is not None:
@@ -278,9 +286,11 @@ class PLBFGS(_Optimizer):
         if not isinstance(subdomains, int) or subdomains < 1:
             raise InvalidArgument("subdomains must be an integer >= 1, got %r" % (subdomains,))
         options = dict(variant=variant, local_steps=local_steps, local_solver=local_solver,
-                       local_history=local_history, local_lr=local_lr, local_memory=local_memory,
-                       history=history, combination=combination, secant_pair=secant_pair,
-                       weight_iterations=weight_iterations, gradient_tolerance=gradient_tolerance)
+                       local_update=local_update, local_history=local_history, local_lr=local_lr,
+                       local_memory=local_memory, global_solver=global_solver, global_update=global_update,
+                       history=history, memory_limit_bytes=memory_limit_bytes, combination=combination,
+                       accumulate=accumulate, secant_pair=secant_pair, weight_iterations=weight_iterations,
+                       gradient_tolerance=gradient_tolerance)
         super().__init__(named, options, comm=comm, shard_size=shard_size, full_batch=full_batch,
                          max_iter=max_iter, groups=groups, subdomains=subdomains, overlap=overlap,
                          layer_of=_layer_of(model) if isinstance(model, torch.nn.Module) else None)

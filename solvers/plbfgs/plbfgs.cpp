@@ -68,6 +68,32 @@ std::string PlbfgsOptions::validate() const {
   return local_line_search.validate("local_line_search.");
 }
 
+void check_plbfgs_options_apply(const PlbfgsOptions& o, const std::function<bool(const std::string&)>& given) {
+  const bool dense_local = o.local_solver == LocalSolverType::kBfgs;
+  const bool dense_global = o.global_solver == GlobalSolverType::kBfgs;
+  DDTRAIN_CHECK(dense_local || !given("local-update"), InvalidArgument,
+                "--local-update applies to --local-solver bfgs only");
+  DDTRAIN_CHECK(!dense_local || !given("local-history"), InvalidArgument,
+                "--local-history applies to --local-solver lbfgs (bfgs keeps a dense matrix)");
+  DDTRAIN_CHECK(!dense_local || !given("local-lr"), InvalidArgument,
+                "--local-lr does not apply to --local-solver bfgs (its first step is scaled, then 1)");
+  DDTRAIN_CHECK(o.variant == PlbfgsVariant::kAdditive || !given("accumulate"), InvalidArgument,
+                "--accumulate applies to --variant additive only (the multiplicative sweep "
+                "accumulates no corrections)");
+  DDTRAIN_CHECK(!dense_global || !given("history"), InvalidArgument,
+                "--history applies to --global-solver lbfgs (bfgs keeps a dense matrix)");
+  DDTRAIN_CHECK(dense_global || !given("global-update"), InvalidArgument,
+                "--global-update applies to --global-solver bfgs only");
+  DDTRAIN_CHECK(dense_local || dense_global || !given("dense-memory-limit"), InvalidArgument,
+                "--dense-memory-limit applies to plbfgs with --local-solver bfgs or --global-solver bfgs");
+}
+
+bool parse_accumulate(const std::string& name) {
+  DDTRAIN_CHECK(name == "nonblocking" || name == "blocking", InvalidArgument, "unknown --accumulate '", name,
+                "' (accepted: nonblocking, blocking)");
+  return name == "nonblocking";
+}
+
 // ---- building blocks --------------------------------------------------------------------------
 
 /// What one stage (or the whole step) did.

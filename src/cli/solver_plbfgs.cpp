@@ -71,13 +71,10 @@ PlbfgsOptions plbfgs_options(OptionReader& in) {
   o.local_solver = in.choice("local-solver", o.local_solver, parse_local_solver, [](LocalSolverType v) {
     return name_among(v, parse_local_solver, {"lbfgs", "adam", "sgd", "bfgs"});
   });
+  o.global_solver = in.choice("global-solver", o.global_solver, parse_global_solver,
+                              [](GlobalSolverType v) { return to_string(v); });
+  check_plbfgs_options_apply(o, [&in](const std::string& name) { return in.given(name); });
   const bool dense_local = o.local_solver == LocalSolverType::kBfgs;
-  DDTRAIN_CHECK(dense_local || !in.given("local-update"), InvalidArgument,
-                "--local-update applies to --local-solver bfgs only");
-  DDTRAIN_CHECK(!dense_local || !in.given("local-history"), InvalidArgument,
-                "--local-history applies to --local-solver lbfgs (bfgs keeps a dense matrix)");
-  DDTRAIN_CHECK(!dense_local || !in.given("local-lr"), InvalidArgument,
-                "--local-lr does not apply to --local-solver bfgs (its first step is scaled, then 1)");
   // Only the options that apply are read, so config.ini records only those.
   if (dense_local) {
     o.local_update = in.choice("local-update", o.local_update,
@@ -103,35 +100,18 @@ PlbfgsOptions plbfgs_options(OptionReader& in) {
     return name_among(v, parse_combination, {"sum", "sequential", "weighted"});
   });
   o.weight_iterations = in.integer("weight-iterations", o.weight_iterations);
-  DDTRAIN_CHECK(o.variant == PlbfgsVariant::kAdditive || !in.given("accumulate"), InvalidArgument,
-                "--accumulate applies to --variant additive only (the multiplicative sweep "
-                "accumulates no corrections)");
-  if (o.variant == PlbfgsVariant::kAdditive) {
-    const std::string accumulate =
-        in.text("accumulate", o.nonblocking_accumulate ? "nonblocking" : "blocking");
-    DDTRAIN_CHECK(accumulate == "nonblocking" || accumulate == "blocking", InvalidArgument,
-                  "unknown --accumulate '", accumulate, "' (accepted: nonblocking, blocking)");
-    o.nonblocking_accumulate = accumulate == "nonblocking";
-  }
-  o.global_solver = in.choice("global-solver", o.global_solver, parse_global_solver,
-                              [](GlobalSolverType v) { return to_string(v); });
+  if (o.variant == PlbfgsVariant::kAdditive)
+    o.nonblocking_accumulate =
+        parse_accumulate(in.text("accumulate", o.nonblocking_accumulate ? "nonblocking" : "blocking"));
   if (o.global_solver == GlobalSolverType::kBfgs) {
-    DDTRAIN_CHECK(!in.given("history"), InvalidArgument,
-                  "--history applies to --global-solver lbfgs (bfgs keeps a dense matrix)");
     o.global_update = in.choice("global-update", o.global_update,
                                 [](const std::string& n) { return parse_dense_update(n, "--global-update"); },
                                 [](DenseUpdate v) { return to_string(v); });
   } else {
-    DDTRAIN_CHECK(!in.given("global-update"), InvalidArgument,
-                  "--global-update applies to --global-solver bfgs only");
     o.history = in.integer("history", o.history);
   }
-  if (dense_local || o.global_solver == GlobalSolverType::kBfgs) {
+  if (dense_local || o.global_solver == GlobalSolverType::kBfgs)
     o.dense_memory_limit_bytes = read_dense_memory_limit(in, o.dense_memory_limit_bytes);
-  } else {
-    DDTRAIN_CHECK(!in.given("dense-memory-limit"), InvalidArgument,
-                  "--dense-memory-limit applies to plbfgs with --local-solver bfgs or --global-solver bfgs");
-  }
   o.secant_pair = in.choice("secant-pair", o.secant_pair, parse_secant_pair, [](SecantPair v) {
     return name_among(v, parse_secant_pair, {"preconditioned", "global"});
   });

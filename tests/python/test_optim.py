@@ -126,7 +126,9 @@ def regression_data():
     lambda m, c: ddtrain.optim.BFGS(m.parameters(), comm=c),
     lambda m, c: ddtrain.optim.PLBFGS(m, subdomains=3, variant="additive", local_steps=5, comm=c),
     lambda m, c: ddtrain.optim.PLBFGS(m, subdomains=2, variant="multiplicative", local_steps=3, comm=c),
-], ids=["lbfgs", "bfgs", "plbfgs-additive", "plbfgs-multiplicative"])
+    lambda m, c: ddtrain.optim.PLBFGS(m, subdomains=3, variant="multiplicative", local_steps=3, local_solver="bfgs",
+                                      global_solver="bfgs", comm=c),
+], ids=["lbfgs", "bfgs", "plbfgs-additive", "plbfgs-multiplicative", "plbfgs-dense"])
 def test_exact_resume(make, self_comm):
     X, y = regression_data()
 
@@ -185,6 +187,62 @@ def test_plbfgs_partition_by_parameter_names(self_comm):
     assert opt.partition.startswith("2 subdomains")
     with pytest.raises(ddtrain.InvalidArgument, match="nope"):
         ddtrain.optim.PLBFGS(mlp(), partition=[["nope"]], comm=self_comm)
+
+
+@pytest.mark.parametrize("variant", ["additive", "multiplicative"])
+def test_plbfgs_dense_blocks_and_global_h_fit_a_regression(variant, self_comm):
+    model = mlp().double()
+    X, y = (t.double() for t in regression_data())
+    opt = ddtrain.optim.PLBFGS(model, subdomains=3, variant=variant, local_steps=3, local_solver="bfgs",
+                               local_update="ssbfgs-ab", global_solver="bfgs", global_update="ssbroyden2",
+                               memory_limit_bytes=10**8, comm=self_comm)
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(X), y)
+        loss.backward()
+        return loss
+
+    first = opt.step(closure).item()
+    for _ in range(30):
+        last = opt.step(closure).item()
+    assert last < 1e-3 * first
+    counters = opt.counters  # the dense local and global memories were used
+    assert counters["local_scaled_updates"] > 0 and "scaled_global_updates" in counters, counters
+
+
+def test_plbfgs_refuses_keywords_that_do_not_apply(self_comm):
+    cases = [
+        (dict(local_update="bfgs"), "local_update applies to local_solver bfgs only"),
+        (dict(local_solver="bfgs", local_history=5), "local_history applies to local_solver lbfgs"),
+        (dict(global_solver="bfgs", history=5), "history applies to global_solver lbfgs"),
+        (dict(global_update="ssbroyden1"), "global_update applies to global_solver bfgs only"),
+        (dict(variant="multiplicative", accumulate="blocking"), "accumulate applies to variant additive only"),
+        (dict(memory_limit_bytes=10**6), "memory_limit_bytes applies to plbfgs with local_solver bfgs"),
+        (dict(accumulate="sometimes"), "unknown accumulate 'sometimes'"),
+        (dict(global_solver="dense"), "dense"),
+    ]
+    for keywords, message in cases:
+        with pytest.raises(ddtrain.InvalidArgument, match=message):
+            ddtrain.optim.PLBFGS(mlp(), subdomains=3, comm=self_comm, **keywords)
+
+
+def test_plbfgs_dense_memory_over_the_limit_is_refused_before_the_first_step(self_comm):
+    model = mlp()
+    X, y = regression_data()
+    opt = ddtrain.optim.PLBFGS(model, subdomains=3, local_solver="bfgs", global_solver="bfgs",
+                               memory_limit_bytes=1000, comm=self_comm)
+    before = [p.detach().clone() for p in model.parameters()]
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(X), y)
+        loss.backward()
+        return loss
+
+    with pytest.raises(ddtrain.InvalidArgument, match="memory_limit_bytes is 0.001 MB; use global_solver lbfgs"):
+        opt.step(closure)
+    assert all(torch.equal(p.detach(), b) for p, b in zip(model.parameters(), before))
 
 
 def test_sapts_decreases_a_classification_loss(self_comm):

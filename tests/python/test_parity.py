@@ -52,7 +52,13 @@ SOLVERS = {
     "lbfgs": lambda m, c: ddtrain.optim.LBFGS(m.parameters(), history=5, comm=c),
     "bfgs": lambda m, c: ddtrain.optim.BFGS(m.parameters(), update="ssbroyden2", comm=c),
     "plbfgs": lambda m, c: ddtrain.optim.PLBFGS(m, subdomains=3, variant="additive", local_steps=3, comm=c),
+    "plbfgs-dense": lambda m, c: ddtrain.optim.PLBFGS(m, subdomains=3, variant="additive", local_steps=3,
+                                                      local_solver="bfgs", global_solver="bfgs", comm=c),
 }
+# Relative agreement with the serial run. The shards' means are summed in another order than the
+# serial mean, and the dense blocks of plbfgs-dense amplify that rounding step by step (measured:
+# 5e-14 at the first step, 2e-10 at the sixth, 1e-9 at the tenth; bfgs stays near 1e-14).
+TOLERANCE = {"plbfgs-dense": 1e-8}
 
 
 @pytest.mark.parametrize("name", sorted(SOLVERS))
@@ -61,9 +67,10 @@ def test_ranks_give_the_serial_iterates(name, world, self_comm):
     serial_losses, serial_points = trajectory(SOLVERS[name], self_comm, steps)
     losses, points = trajectory(SOLVERS[name], world, steps)
     assert serial_losses[-1] < 0.5 * serial_losses[0]
+    rel = TOLERANCE.get(name, 1e-10)
     for k in range(steps):
-        assert losses[k] == pytest.approx(serial_losses[k], rel=1e-10, abs=1e-14), k
-        assert torch.allclose(points[k], serial_points[k], rtol=1e-9, atol=1e-11), \
+        assert losses[k] == pytest.approx(serial_losses[k], rel=rel, abs=1e-14), k
+        assert torch.allclose(points[k], serial_points[k], rtol=10 * rel, atol=0.1 * rel), \
             (k, (points[k] - serial_points[k]).abs().max().item())
     # Every rank holds the same iterate, bit for bit.
     mine = points[-1].clone()

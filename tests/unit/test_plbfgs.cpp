@@ -670,3 +670,34 @@ TEST(PlbfgsOptions, DenseSolverNamesAndInapplicableOptions) {
   o.local_learning_rate = 0.1;
   EXPECT_NE(o.validate().find("local_learning_rate does not apply"), std::string::npos);
 }
+
+TEST(PlbfgsOptions, OptionsThatDoNotApplyToTheChosenSolversAreRefused) {
+  const auto only = [](const std::string& set) { return [set](const std::string& name) { return name == set; }; };
+  const auto message = [](const PlbfgsOptions& o, const std::function<bool(const std::string&)>& given) {
+    try {
+      check_plbfgs_options_apply(o, given);
+    } catch (const InvalidArgument& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  PlbfgsOptions lbfgs;  // local and global L-BFGS, additive
+  EXPECT_EQ(message(lbfgs, only("local-history")), "");
+  EXPECT_EQ(message(lbfgs, only("accumulate")), "");
+  EXPECT_NE(message(lbfgs, only("local-update")).find("--local-update applies to --local-solver bfgs"),
+            std::string::npos);
+  EXPECT_NE(message(lbfgs, only("dense-memory-limit")).find("--dense-memory-limit applies"), std::string::npos);
+  PlbfgsOptions dense;
+  dense.local_solver = LocalSolverType::kBfgs;
+  dense.global_solver = GlobalSolverType::kBfgs;
+  dense.variant = PlbfgsVariant::kMultiplicative;
+  EXPECT_EQ(message(dense, only("dense-memory-limit")), "");
+  EXPECT_EQ(message(dense, only("global-update")), "");
+  EXPECT_NE(message(dense, only("history")).find("--history applies to --global-solver lbfgs"), std::string::npos);
+  EXPECT_NE(message(dense, only("local-lr")).find("--local-lr does not apply"), std::string::npos);
+  EXPECT_NE(message(dense, only("accumulate")).find("--accumulate applies to --variant additive"),
+            std::string::npos);
+  EXPECT_TRUE(parse_accumulate("nonblocking"));
+  EXPECT_FALSE(parse_accumulate("blocking"));
+  EXPECT_THROW(parse_accumulate("sometimes"), InvalidArgument);
+}

@@ -118,6 +118,15 @@ struct PlbfgsOptions {
   std::string validate() const;
 };
 
+/// Refuses options that were set but do not apply to options.variant, local_solver and
+/// global_solver (--local-update without --local-solver bfgs, --history with --global-solver
+/// bfgs, --accumulate with the multiplicative variant, ...): throws InvalidArgument naming the
+/// first. `given(name)` says whether the option of that command-line name ("local-update") was
+/// set; the CLI and the Python module share this one list.
+void check_plbfgs_options_apply(const PlbfgsOptions& options, const std::function<bool(const std::string&)>& given);
+/// "nonblocking" -> true, "blocking" -> false (PlbfgsOptions::nonblocking_accumulate).
+bool parse_accumulate(const std::string& name);
+
 class Plbfgs final : public Solver {
  public:
   explicit Plbfgs(PlbfgsOptions options = {});
