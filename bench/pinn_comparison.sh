@@ -11,7 +11,10 @@
 # (= SECONDS_PER_RUN), the preconditioned runs' time (half the plain time answers issue 21's
 # target: the plain error in at most half the time); CHECKPOINTS ("120 600"); RANKS (2);
 # PROBLEMS ("allen_cahn burgers klein_gordon"); ROWS (every row name below); SEED (0), the
-# seed of every run's initialisation and points (repeat with other seeds to see the spread).
+# seed of every run's initialisation and points (repeat with other seeds to see the spread);
+# BURGERS_NF (20000), Burgers' residual points (with 2,000, as the tables of 2026-12-06 before
+# 22:00 used, every solver fits them exactly and the error freezes: examples/pinn-benchmarks);
+# THREADS (the cores / RANKS, at least 1), threads per rank.
 # Run it on an otherwise idle machine: the table is a comparison of wall times.
 set -euo pipefail
 build=${1:-build}
@@ -29,7 +32,7 @@ launch=(mpirun -np "$ranks" --oversubscribe)
 # The network, points and constraints of each problem's example configuration.
 declare -A problem_args=(
   [allen_cahn]="--problem allen_cahn --model fc --depth 3 --width 30 --fourier-modes 1 --ic-decay 10 --nf 3000 --rad-every 1000 --rad-c 1"
-  [burgers]="--problem burgers --constraints hard --model resnet --depth 4 --width 20 --nf 2000 --sampling lhs"
+  [burgers]="--problem burgers --constraints hard --model resnet --depth 4 --width 20 --nf ${BURGERS_NF:-20000} --sampling lhs"
   [klein_gordon]="--problem klein_gordon --constraints soft --ic-weight 100 --bc-weight 100 --model resnet --depth 4 --width 20 --nf 2000 --n0 256 --nb 256 --sampling lhs"
 )
 # Plain solvers first in the list: the table's target is the best plain final error.
@@ -40,8 +43,10 @@ solvers=(
   "multiplicative-dense|--solver plbfgs --variant multiplicative --subdomains 3 --local-solver bfgs --global-solver bfgs --local-steps 5"
 )
 seed=${SEED:-0}
-common="--precision float64 --metric-every 50 --threads 1 --seed $seed --quiet --overwrite"
-echo "# $(date -u '+%F %T') UTC; $(uname -srm); nproc $(getconf _NPROCESSORS_ONLN); $ranks ranks; seed $seed; plain solvers ${seconds} s, preconditioned ${preconditioned_seconds} s" | tee "$out/header.txt"
+cores=$(getconf _NPROCESSORS_ONLN)
+threads=${THREADS:-$((cores / ranks > 0 ? cores / ranks : 1))}
+common="--precision float64 --metric-every 50 --threads $threads --seed $seed --quiet --overwrite"
+echo "# $(date -u '+%F %T') UTC; $(uname -srm); nproc $cores; $ranks ranks x $threads threads; seed $seed; Burgers points ${BURGERS_NF:-20000}; plain solvers ${seconds} s, preconditioned ${preconditioned_seconds} s" | tee "$out/header.txt"
 rotation=0
 for problem in ${PROBLEMS:-allen_cahn burgers klein_gordon}; do
   mkdir -p "$out/$problem"
