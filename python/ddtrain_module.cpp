@@ -232,13 +232,9 @@ std::unique_ptr<Solver> make_solver(const std::string& name, py::dict dict) {
     text.clear();
     o.read("secant_pair", text);
     if (!text.empty()) options.secant_pair = parse_secant_pair(text);
-    std::string memory;
-    o.read("local_memory", memory);
-    if (!memory.empty()) {
-      DDTRAIN_CHECK(memory == "keep" || memory == "reset", InvalidArgument, "local_memory '", memory,
-                    "' is not one of: keep, reset");
-      options.reset_local_memory = memory == "reset";
-    }
+    text.clear();
+    o.read("local_memory", text);
+    if (!text.empty()) options.reset_local_memory = parse_local_memory_reset(text);
     o.read("local_steps", options.local_steps);
     o.read("local_history", options.local_history);
     o.read("local_lr", options.local_learning_rate);

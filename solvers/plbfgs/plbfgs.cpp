@@ -94,6 +94,12 @@ bool parse_accumulate(const std::string& name) {
   return name == "nonblocking";
 }
 
+bool parse_local_memory_reset(const std::string& name) {
+  DDTRAIN_CHECK(name == "keep" || name == "reset", InvalidArgument, "unknown --local-memory '", name,
+                "' (accepted: keep, reset)");
+  return name == "reset";
+}
+
 // ---- building blocks --------------------------------------------------------------------------
 
 /// What one stage (or the whole step) did.

@@ -90,12 +90,10 @@ PlbfgsOptions plbfgs_options(OptionReader& in) {
   // a request to reset.
   const bool keep_switch = in.flag("keep-local-memory");
   const bool memory_given = in.given("local-memory");
-  const std::string memory = in.text("local-memory", o.reset_local_memory ? "reset" : "keep");
-  DDTRAIN_CHECK(memory == "keep" || memory == "reset", InvalidArgument, "unknown --local-memory '", memory,
-                "' (accepted: keep, reset)");
-  DDTRAIN_CHECK(!(memory_given && keep_switch && memory == "reset"), InvalidArgument,
+  const bool reset = parse_local_memory_reset(in.text("local-memory", o.reset_local_memory ? "reset" : "keep"));
+  DDTRAIN_CHECK(!(memory_given && keep_switch && reset), InvalidArgument,
                 "--keep-local-memory contradicts --local-memory reset");
-  o.reset_local_memory = memory == "reset" && !keep_switch;
+  o.reset_local_memory = reset && !keep_switch;
   o.combination = in.choice("combination", o.combination, parse_combination, [](CorrectionCombination v) {
     return name_among(v, parse_combination, {"sum", "sequential", "weighted"});
   });

@@ -220,6 +220,7 @@ def test_plbfgs_refuses_keywords_that_do_not_apply(self_comm):
         (dict(variant="multiplicative", accumulate="blocking"), "accumulate applies to variant additive only"),
         (dict(memory_limit_bytes=10**6), "memory_limit_bytes applies to plbfgs with local_solver bfgs"),
         (dict(accumulate="sometimes"), "unknown accumulate 'sometimes'"),
+        (dict(local_memory="forget"), "unknown local_memory 'forget'"),
         (dict(global_solver="dense"), "dense"),
     ]
     for keywords, message in cases:

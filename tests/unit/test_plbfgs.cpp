@@ -700,4 +700,7 @@ TEST(PlbfgsOptions, OptionsThatDoNotApplyToTheChosenSolversAreRefused) {
   EXPECT_TRUE(parse_accumulate("nonblocking"));
   EXPECT_FALSE(parse_accumulate("blocking"));
   EXPECT_THROW(parse_accumulate("sometimes"), InvalidArgument);
+  EXPECT_TRUE(parse_local_memory_reset("reset"));
+  EXPECT_FALSE(parse_local_memory_reset("keep"));
+  EXPECT_THROW(parse_local_memory_reset("forget"), InvalidArgument);
 }

@@ -126,6 +126,8 @@ struct PlbfgsOptions {
 void check_plbfgs_options_apply(const PlbfgsOptions& options, const std::function<bool(const std::string&)>& given);
 /// "nonblocking" -> true, "blocking" -> false (PlbfgsOptions::nonblocking_accumulate).
 bool parse_accumulate(const std::string& name);
+/// "reset" -> true, "keep" -> false (PlbfgsOptions::reset_local_memory).
+bool parse_local_memory_reset(const std::string& name);
 
 class Plbfgs final : public Solver {
  public:
