@@ -77,8 +77,9 @@ def make_optimizer(name, model, comm, args):
     if name == "bfgs":
         return ddtrain.optim.BFGS(model.parameters(), update="ssbroyden2", comm=comm)
     if name == "plbfgs":
-        return ddtrain.optim.PLBFGS(model, subdomains=args.subdomains, variant="additive",
-                                    local_steps=args.local_steps, comm=comm)
+        return ddtrain.optim.PLBFGS(model, subdomains=args.subdomains, variant=args.variant,
+                                    local_steps=args.local_steps, local_solver=args.local_solver,
+                                    global_solver=args.global_solver, comm=comm)
     if name == "lbfgs":
         return ddtrain.optim.LBFGS(model.parameters(), history=args.history, comm=comm)
     if name == "torch-lbfgs":
@@ -149,6 +150,11 @@ def main():
     parser.add_argument("--history", type=int, default=10, help="L-BFGS pairs (ddtrain and torch)")
     parser.add_argument("--subdomains", type=int, default=3, help="PLBFGS subdomains")
     parser.add_argument("--local-steps", type=int, default=5, help="PLBFGS local steps")
+    parser.add_argument("--variant", default="additive", choices=["additive", "multiplicative"], help="PLBFGS variant")
+    parser.add_argument("--local-solver", default="lbfgs", choices=["lbfgs", "bfgs", "adam", "sgd"],
+                        help="PLBFGS local solver (bfgs: a dense inverse Hessian per subdomain)")
+    parser.add_argument("--global-solver", default="lbfgs", choices=["lbfgs", "bfgs"],
+                        help="PLBFGS global stage (bfgs: one dense inverse Hessian)")
     parser.add_argument("--chunk", type=int, default=10, help="torch.optim.LBFGS iterations per step() call")
     parser.add_argument("--adam-lr", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads per process (0: default)")
