@@ -121,6 +121,19 @@ def regression_data():
     return X, torch.sin(3 * X)
 
 
+def regression_closure(opt, model):
+    """The closure of the mean squared error of `model` on regression_data()."""
+    X, y = regression_data()
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(X), y)
+        loss.backward()
+        return loss
+
+    return closure
+
+
 @pytest.mark.parametrize("make", [
     lambda m, c: ddtrain.optim.LBFGS(m.parameters(), comm=c),
     lambda m, c: ddtrain.optim.BFGS(m.parameters(), comm=c),
@@ -130,14 +143,8 @@ def regression_data():
                                       global_solver="bfgs", comm=c),
 ], ids=["lbfgs", "bfgs", "plbfgs-additive", "plbfgs-multiplicative", "plbfgs-dense"])
 def test_exact_resume(make, self_comm):
-    X, y = regression_data()
-
     def train(model, opt, steps):
-        def closure():
-            opt.zero_grad()
-            loss = torch.nn.functional.mse_loss(model(X), y)
-            loss.backward()
-            return loss
+        closure = regression_closure(opt, model)
         return [opt.step(closure).item() for _ in range(steps)]
 
     model = mlp()
@@ -164,14 +171,7 @@ def test_plbfgs_partition_from_children_skips_activations(self_comm):
     opt = ddtrain.optim.PLBFGS(model, subdomains=3, comm=self_comm)
     assert opt.layers == ["0", "2", "4"]
     assert opt.partition.startswith("3 subdomains")
-    X, y = regression_data()
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.mse_loss(model(X), y)
-        loss.backward()
-        return loss
-
+    closure = regression_closure(opt, model)
     first = opt.step(closure).item()
     for _ in range(15):
         last = opt.step(closure).item()
@@ -191,18 +191,11 @@ def test_plbfgs_partition_by_parameter_names(self_comm):
 
 @pytest.mark.parametrize("variant", ["additive", "multiplicative"])
 def test_plbfgs_dense_blocks_and_global_h_fit_a_regression(variant, self_comm):
-    model = mlp().double()
-    X, y = (t.double() for t in regression_data())
+    model = mlp()
     opt = ddtrain.optim.PLBFGS(model, subdomains=3, variant=variant, local_steps=3, local_solver="bfgs",
                                local_update="ssbfgs-ab", global_solver="bfgs", global_update="ssbroyden2",
                                memory_limit_bytes=10**8, comm=self_comm)
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.mse_loss(model(X), y)
-        loss.backward()
-        return loss
-
+    closure = regression_closure(opt, model)
     first = opt.step(closure).item()
     for _ in range(30):
         last = opt.step(closure).item()
@@ -230,19 +223,11 @@ def test_plbfgs_refuses_keywords_that_do_not_apply(self_comm):
 
 def test_plbfgs_dense_memory_over_the_limit_is_refused_before_the_first_step(self_comm):
     model = mlp()
-    X, y = regression_data()
     opt = ddtrain.optim.PLBFGS(model, subdomains=3, local_solver="bfgs", global_solver="bfgs",
                                memory_limit_bytes=1000, comm=self_comm)
     before = [p.detach().clone() for p in model.parameters()]
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.mse_loss(model(X), y)
-        loss.backward()
-        return loss
-
     with pytest.raises(ddtrain.InvalidArgument, match="memory_limit_bytes is 0.001 MB; use global_solver lbfgs"):
-        opt.step(closure)
+        opt.step(regression_closure(opt, model))
     assert all(torch.equal(p.detach(), b) for p, b in zip(model.parameters(), before))
 
 
