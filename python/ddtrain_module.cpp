@@ -144,6 +144,13 @@ class Options {
                                            py::str(py::type::of(value).attr("__name__")).cast<std::string>(), ")"));
     }
   }
+  /// A named choice ("ssbroyden2", "multiplicative"): `parse(text)` into `field` when set.
+  template <typename T, typename Parse>
+  void read_choice(const char* key, T& field, Parse parse) {
+    std::string text;
+    read(key, text);
+    if (!text.empty()) field = parse(text);
+  }
   /// Set, and not None (None is the default).
   bool given(const std::string& key) const { return d_.contains(key) && !d_[key.c_str()].is_none(); }
   void finish(const std::string& solver) const {
@@ -159,9 +166,7 @@ class Options {
 };
 
 void read_line_search(Options& o, LineSearchOptions& ls, const std::string& prefix) {
-  std::string type;
-  o.read((prefix + "line_search").c_str(), type);
-  if (!type.empty()) ls.type = parse_line_search(type);
+  o.read_choice((prefix + "line_search").c_str(), ls.type, parse_line_search);
   o.read((prefix + "c1").c_str(), ls.c1);
   o.read((prefix + "c2").c_str(), ls.c2);
   o.read((prefix + "line_search_evaluations").c_str(), ls.max_evaluations);
@@ -193,9 +198,7 @@ std::unique_ptr<Solver> make_solver(const std::string& name, py::dict dict) {
     solver = std::make_unique<Lbfgs>(options);
   } else if (name == "bfgs") {
     BfgsOptions options;
-    std::string update;
-    o.read("update", update);
-    if (!update.empty()) options.update = parse_dense_update(update);
+    o.read_choice("update", options.update, [](const std::string& n) { return parse_dense_update(n); });
     o.read("gradient_tolerance", options.gradient_tolerance);
     o.read("step_tolerance", options.step_tolerance);
     o.read("curvature_epsilon", options.curvature_epsilon);
@@ -205,36 +208,20 @@ std::unique_ptr<Solver> make_solver(const std::string& name, py::dict dict) {
     solver = std::make_unique<Bfgs>(options);
   } else if (name == "plbfgs") {
     PlbfgsOptions options;
-    std::string text;
-    o.read("variant", text);
-    if (!text.empty()) options.variant = parse_plbfgs_variant(text);
-    text.clear();
-    o.read("local_solver", text);
-    if (!text.empty()) options.local_solver = parse_local_solver(text);
-    text.clear();
-    o.read("global_solver", text);
-    if (!text.empty()) options.global_solver = parse_global_solver(text);
+    o.read_choice("variant", options.variant, parse_plbfgs_variant);
+    o.read_choice("local_solver", options.local_solver, parse_local_solver);
+    o.read_choice("global_solver", options.global_solver, parse_global_solver);
     // The CLI's list of options that do not apply, under their keywords.
     check_plbfgs_options_apply(options, [&o](const std::string& name) { return o.given(flag_keywords("--" + name)); });
-    text.clear();
-    o.read("local_update", text);
-    if (!text.empty()) options.local_update = parse_dense_update(text, "--local-update");
-    text.clear();
-    o.read("global_update", text);
-    if (!text.empty()) options.global_update = parse_dense_update(text, "--global-update");
-    text.clear();
-    o.read("accumulate", text);
-    if (!text.empty()) options.nonblocking_accumulate = parse_accumulate(text);
+    o.read_choice("local_update", options.local_update,
+                  [](const std::string& n) { return parse_dense_update(n, "--local-update"); });
+    o.read_choice("global_update", options.global_update,
+                  [](const std::string& n) { return parse_dense_update(n, "--global-update"); });
+    o.read_choice("accumulate", options.nonblocking_accumulate, parse_accumulate);
     o.read("memory_limit_bytes", options.dense_memory_limit_bytes);
-    text.clear();
-    o.read("combination", text);
-    if (!text.empty()) options.combination = parse_combination(text);
-    text.clear();
-    o.read("secant_pair", text);
-    if (!text.empty()) options.secant_pair = parse_secant_pair(text);
-    text.clear();
-    o.read("local_memory", text);
-    if (!text.empty()) options.reset_local_memory = parse_local_memory_reset(text);
+    o.read_choice("combination", options.combination, parse_combination);
+    o.read_choice("secant_pair", options.secant_pair, parse_secant_pair);
+    o.read_choice("local_memory", options.reset_local_memory, parse_local_memory_reset);
     o.read("local_steps", options.local_steps);
     o.read("local_history", options.local_history);
     o.read("local_lr", options.local_learning_rate);
